@@ -1,0 +1,52 @@
+"""mailqueue: Django's ``django.core.mail`` API without Django, plus a queue backend.
+
+Names are imported on first use, so ``import mailqueue`` stays cheap and never pulls in
+Celery unless the queue backend is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# The locmem backend appends here; tests read it and may reset it (mailqueue.outbox = []).
+outbox: list[Any] = []
+
+_LAZY = {
+    "send_mail": "mailqueue.mail",
+    "send_mass_mail": "mailqueue.mail",
+    "mail_admins": "mailqueue.mail",
+    "mail_managers": "mailqueue.mail",
+    "get_connection": "mailqueue.mail",
+    "EmailMessage": "mailqueue.message",
+    "EmailMultiAlternatives": "mailqueue.message",
+    "EmailAttachment": "mailqueue.message",
+    "EmailAlternative": "mailqueue.message",
+    "DEFAULT_ATTACHMENT_MIME_TYPE": "mailqueue.message",
+    "make_msgid": "mailqueue.message",
+    "DNS_NAME": "mailqueue.utils",
+    "ImproperlyConfigured": "mailqueue.exceptions",
+    "MailQueueError": "mailqueue.exceptions",
+    "InvalidMessage": "mailqueue.exceptions",
+    "MessageTooLarge": "mailqueue.exceptions",
+    "BrokerUnavailable": "mailqueue.exceptions",
+    "settings": "mailqueue.conf",
+    "override_settings": "mailqueue.conf",
+}
+
+__all__ = ["outbox", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mailqueue' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,113 @@
+"""Settings, read when used, from three sources (lowest priority first):
+
+1. the defaults in ``mailqueue.defaults``;
+2. the UPPERCASE names of the module named by ``MAILQUEUE_SETTINGS`` (like DJANGO_SETTINGS_MODULE);
+3. environment variables named exactly like the setting, parsed to the setting's type.
+
+``override_settings`` sits on top of all three, for tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+from types import ModuleType
+from typing import Any
+
+from mailqueue.defaults import SETTINGS, Setting
+from mailqueue.exceptions import ImproperlyConfigured
+
+SETTINGS_MODULE_VARIABLE = "MAILQUEUE_SETTINGS"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_env_value(name: str, raw: str, setting: Setting) -> Any:
+    """Turn an environment variable into the setting's type, or say which variable is wrong."""
+    kind = setting.type
+    if raw == "" and setting.default is None:
+        return None
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered in _TRUE | _FALSE:
+                return lowered in _TRUE
+            raise ValueError("expected one of true/false, 1/0, yes/no, on/off")
+        if kind is list:
+            if raw.lstrip().startswith("["):
+                value = json.loads(raw)
+                if not isinstance(value, list):
+                    raise ValueError("expected a JSON list")
+                return value
+            return [item.strip() for item in raw.split(",") if item.strip()]
+        return kind(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(
+            f"Environment variable {name}={raw!r} is not a valid {kind.__name__}: {error}"
+        ) from None
+
+
+class Settings:
+    """Attribute access to the current value of every setting in ``mailqueue.defaults``."""
+
+    def __init__(self) -> None:
+        self._overrides: list[dict[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        setting = SETTINGS.get(name)
+        if setting is None:
+            raise AttributeError(f"mailqueue has no setting named {name!r}")
+        for layer in reversed(self._overrides):
+            if name in layer:
+                return layer[name]
+        raw = os.environ.get(name)
+        if raw is not None:
+            return parse_env_value(name, raw, setting)
+        module = self.settings_module()
+        if module is not None and hasattr(module, name):
+            return getattr(module, name)
+        return setting.default
+
+    def settings_module(self) -> ModuleType | None:
+        path = os.environ.get(SETTINGS_MODULE_VARIABLE)
+        if not path:
+            return None
+        try:
+            return importlib.import_module(path)
+        except ImportError as error:
+            raise ImproperlyConfigured(
+                f"{SETTINGS_MODULE_VARIABLE}={path!r} cannot be imported: {error}"
+            ) from error
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting's current value, for display (passwords masked)."""
+        return {
+            name: ("********" if "PASSWORD" in name and getattr(self, name) else getattr(self, name))
+            for name in SETTINGS
+        }
+
+
+settings = Settings()
+
+
+class override_settings(contextlib.ContextDecorator):  # noqa: N801 - named like Django's helper
+    """Temporarily replace settings; a context manager and a decorator.
+
+    >>> with override_settings(EMAIL_PORT=2525): ...
+    """
+
+    def __init__(self, **values: Any) -> None:
+        unknown = sorted(set(values) - set(SETTINGS))
+        if unknown:
+            raise ImproperlyConfigured(f"override_settings() got unknown settings: {', '.join(unknown)}")
+        self.values = values
+
+    def __enter__(self) -> override_settings:
+        settings._overrides.append(self.values)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        settings._overrides.remove(self.values)

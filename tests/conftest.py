@@ -1,0 +1,5 @@
+"""Fixtures that start real servers. Each kind lives in its own module under tests/fixtures."""
+
+pytest_plugins = [
+    "tests.fixtures.redis",
+]
