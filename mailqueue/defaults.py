@@ -26,7 +26,7 @@ SETTINGS: dict[str, Setting] = {
     "EMAIL_HOST": Setting("localhost", str, "SMTP server host."),
     "EMAIL_PORT": Setting(25, int, "SMTP server port."),
     "EMAIL_HOST_USER": Setting("", str, "SMTP username; login happens only if user and password are set."),
-    "EMAIL_HOST_PASSWORD": Setting("", str, "SMTP password. Read by workers from their own settings, never sent in a payload."),
+    "EMAIL_HOST_PASSWORD": Setting("", str, "SMTP password; workers read it from their own settings."),
     "EMAIL_USE_TLS": Setting(False, bool, "Use STARTTLS (usually port 587)."),
     "EMAIL_USE_SSL": Setting(False, bool, "Use implicit TLS (usually port 465). Mutually exclusive with EMAIL_USE_TLS."),
     "EMAIL_TIMEOUT": Setting(None, float, "Socket timeout for SMTP connections, in seconds (None: no timeout)."),
@@ -55,14 +55,16 @@ SETTINGS: dict[str, Setting] = {
     # --- The queue: worker side -----------------------------------------------------------
     "MAILQUEUE_DELIVERY_BACKEND": Setting(
         "mailqueue.backends.smtp.EmailBackend", str, "Backend the workers deliver through (configured from EMAIL_*)."),
-    "MAILQUEUE_MAX_RETRIES": Setting(10, int, "Most retry rounds for a transient failure before the message is dead-lettered."),
+    "MAILQUEUE_MAX_RETRIES": Setting(
+        10, int, "Most retry rounds for a transient failure before the message is dead-lettered."),
     "MAILQUEUE_RETRY_MIN_DELAY": Setting(30.0, float, "First retry delay, in seconds; doubles each round, with jitter."),
     "MAILQUEUE_RETRY_MAX_DELAY": Setting(3600.0, float, "Longest retry delay, in seconds."),
     "MAILQUEUE_VISIBILITY_TIMEOUT": Setting(
         300, int, "Seconds before Redis hands an unacknowledged task (of a crashed worker) to another worker."),
     "MAILQUEUE_LEDGER_TTL": Setting(7 * 24 * 3600, int, "Seconds the ledger remembers accepted recipients per Message-ID."),
     "MAILQUEUE_CONNECTION_MAX_AGE": Setting(300.0, float, "Seconds a worker keeps one SMTP connection before reopening it."),
-    "MAILQUEUE_CONNECTION_MAX_MESSAGES": Setting(1000, int, "Messages a worker sends over one SMTP connection before reopening it."),
+    "MAILQUEUE_CONNECTION_MAX_MESSAGES": Setting(
+        1000, int, "Messages a worker sends over one SMTP connection before reopening it."),
     "MAILQUEUE_DEFERRED_POLL_INTERVAL": Setting(1.0, float, "Seconds between checks for deferred retries that are due."),
     "MAILQUEUE_RESULT_EXPIRES": Setting(7 * 24 * 3600, int, "Seconds delivery reports are kept in the result backend."),
 }

@@ -29,3 +29,7 @@ class BrokerUnavailable(MailQueueError, ConnectionError):
 
 class UnknownDelivery(MailQueueError, LookupError):
     """No delivery (task id, dead letter) is known under the given id."""
+
+
+class UnsupportedPayload(MailQueueError, ValueError):
+    """A task payload is not in a wire-format version this code understands."""

@@ -10,13 +10,11 @@ import enum
 from dataclasses import dataclass
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     ACCEPTED = "accepted"
     TRANSIENT = "transient"  # 4xx, disconnect, timeout, refused connection: try again later
     PERMANENT = "permanent"  # 5xx: retrying cannot help
 
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, slots=True)
