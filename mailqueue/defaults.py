@@ -21,14 +21,16 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     # --- Django's email settings, with Django's defaults -------------------------------
     "EMAIL_BACKEND": Setting(
-        "mailqueue.backends.smtp.EmailBackend", str,
-        "Dotted path of the backend that send_mail() and friends use."),
+        "mailqueue.backends.smtp.EmailBackend", str, "Dotted path of the backend that send_mail() and friends use."
+    ),
     "EMAIL_HOST": Setting("localhost", str, "SMTP server host."),
     "EMAIL_PORT": Setting(25, int, "SMTP server port."),
     "EMAIL_HOST_USER": Setting("", str, "SMTP username; login happens only if user and password are set."),
     "EMAIL_HOST_PASSWORD": Setting("", str, "SMTP password; workers read it from their own settings."),
     "EMAIL_USE_TLS": Setting(False, bool, "Use STARTTLS (usually port 587)."),
-    "EMAIL_USE_SSL": Setting(False, bool, "Use implicit TLS (usually port 465). Mutually exclusive with EMAIL_USE_TLS."),
+    "EMAIL_USE_SSL": Setting(
+        False, bool, "Use implicit TLS (usually port 465). Mutually exclusive with EMAIL_USE_TLS."
+    ),
     "EMAIL_TIMEOUT": Setting(None, float, "Socket timeout for SMTP connections, in seconds (None: no timeout)."),
     "EMAIL_SSL_KEYFILE": Setting(None, str, "PEM private key for a TLS client certificate."),
     "EMAIL_SSL_CERTFILE": Setting(None, str, "PEM client certificate for TLS."),
@@ -42,29 +44,46 @@ SETTINGS: dict[str, Setting] = {
     "EMAIL_USE_LOCALTIME": Setting(False, bool, "Date header in local time instead of UTC."),
     # --- The queue: producer side ---------------------------------------------------------
     "MAILQUEUE_BROKER_URL": Setting(
-        "", str, "Broker URL (redis://host:port/db). Empty: an embedded Redis under MAILQUEUE_DATA_DIR."),
+        "", str, "Broker URL (redis://host:port/db). Empty: an embedded Redis under MAILQUEUE_DATA_DIR."
+    ),
     "MAILQUEUE_RESULT_BACKEND": Setting("", str, "Celery result backend URL. Empty: the broker URL."),
     "MAILQUEUE_QUEUE": Setting("mailqueue", str, "Name of the queue delivery tasks are sent to."),
     "MAILQUEUE_BATCH_SIZE": Setting(50, int, "Most messages per delivery task."),
     "MAILQUEUE_MAX_MESSAGE_SIZE": Setting(
-        25 * 1024 * 1024, int, "Largest serialized message accepted, in bytes (refused at the call site)."),
+        25 * 1024 * 1024, int, "Largest serialized message accepted, in bytes (refused at the call site)."
+    ),
     "MAILQUEUE_BROKER_CONNECT_TIMEOUT": Setting(
-        2.0, float, "Seconds to wait for the broker before send_messages() raises BrokerUnavailable."),
+        2.0, float, "Seconds to wait for the broker before send_messages() raises BrokerUnavailable."
+    ),
     "MAILQUEUE_KEY_PREFIX": Setting("mailqueue", str, "Prefix of every Redis key mailqueue owns."),
-    "MAILQUEUE_DATA_DIR": Setting("var/mailqueue", str, "Folder of the embedded Redis's data (when no broker URL is set)."),
+    "MAILQUEUE_DATA_DIR": Setting(
+        "var/mailqueue", str, "Folder of the embedded Redis's data (when no broker URL is set)."
+    ),
     # --- The queue: worker side -----------------------------------------------------------
     "MAILQUEUE_DELIVERY_BACKEND": Setting(
-        "mailqueue.backends.smtp.EmailBackend", str, "Backend the workers deliver through (configured from EMAIL_*)."),
+        "mailqueue.backends.smtp.EmailBackend", str, "Backend the workers deliver through (configured from EMAIL_*)."
+    ),
     "MAILQUEUE_MAX_RETRIES": Setting(
-        10, int, "Most retry rounds for a transient failure before the message is dead-lettered."),
-    "MAILQUEUE_RETRY_MIN_DELAY": Setting(30.0, float, "First retry delay, in seconds; doubles each round, with jitter."),
+        10, int, "Most retry rounds for a transient failure before the message is dead-lettered."
+    ),
+    "MAILQUEUE_RETRY_MIN_DELAY": Setting(
+        30.0, float, "First retry delay, in seconds; doubles each round, with jitter."
+    ),
     "MAILQUEUE_RETRY_MAX_DELAY": Setting(3600.0, float, "Longest retry delay, in seconds."),
     "MAILQUEUE_VISIBILITY_TIMEOUT": Setting(
-        300, int, "Seconds before Redis hands an unacknowledged task (of a crashed worker) to another worker."),
-    "MAILQUEUE_LEDGER_TTL": Setting(7 * 24 * 3600, int, "Seconds the ledger remembers accepted recipients per Message-ID."),
-    "MAILQUEUE_CONNECTION_MAX_AGE": Setting(300.0, float, "Seconds a worker keeps one SMTP connection before reopening it."),
+        300, int, "Seconds before Redis hands an unacknowledged task (of a crashed worker) to another worker."
+    ),
+    "MAILQUEUE_LEDGER_TTL": Setting(
+        7 * 24 * 3600, int, "Seconds the ledger remembers accepted recipients per Message-ID."
+    ),
+    "MAILQUEUE_CONNECTION_MAX_AGE": Setting(
+        300.0, float, "Seconds a worker keeps one SMTP connection before reopening it."
+    ),
     "MAILQUEUE_CONNECTION_MAX_MESSAGES": Setting(
-        1000, int, "Messages a worker sends over one SMTP connection before reopening it."),
-    "MAILQUEUE_DEFERRED_POLL_INTERVAL": Setting(1.0, float, "Seconds between checks for deferred retries that are due."),
+        1000, int, "Messages a worker sends over one SMTP connection before reopening it."
+    ),
+    "MAILQUEUE_DEFERRED_POLL_INTERVAL": Setting(
+        1.0, float, "Seconds between checks for deferred retries that are due."
+    ),
     "MAILQUEUE_RESULT_EXPIRES": Setting(7 * 24 * 3600, int, "Seconds delivery reports are kept in the result backend."),
 }

@@ -28,13 +28,13 @@ def test_list_setting_accepts_json(monkeypatch):
 def test_malformed_environment_variable_names_the_variable(monkeypatch):
     monkeypatch.setenv("EMAIL_PORT", "twenty-five")
     with pytest.raises(ImproperlyConfigured, match="EMAIL_PORT"):
-        settings.EMAIL_PORT
+        _ = settings.EMAIL_PORT
 
 
 def test_malformed_boolean_names_the_variable(monkeypatch):
     monkeypatch.setenv("EMAIL_USE_SSL", "maybe")
     with pytest.raises(ImproperlyConfigured, match="EMAIL_USE_SSL"):
-        settings.EMAIL_USE_SSL
+        _ = settings.EMAIL_USE_SSL
 
 
 def test_settings_module_is_read_when_used(monkeypatch, tmp_path):
@@ -55,7 +55,7 @@ def test_environment_beats_settings_module(monkeypatch, tmp_path):
 def test_unimportable_settings_module_is_improperly_configured(monkeypatch):
     monkeypatch.setenv("MAILQUEUE_SETTINGS", "no_such_module_for_mailqueue")
     with pytest.raises(ImproperlyConfigured, match="MAILQUEUE_SETTINGS"):
-        settings.EMAIL_HOST
+        _ = settings.EMAIL_HOST
 
 
 def test_override_settings_as_context_manager():
@@ -86,4 +86,4 @@ def test_override_of_unknown_setting_is_refused():
 
 def test_unknown_setting_is_an_attribute_error():
     with pytest.raises(AttributeError, match="NOPE"):
-        settings.NOPE
+        _ = settings.NOPE
