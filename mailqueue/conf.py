@@ -55,6 +55,12 @@ class Settings:
 
     def __init__(self) -> None:
         self._overrides: list[dict[str, Any]] = []
+        self._source: Any = None  # an object read in place of the MAILQUEUE_SETTINGS module
+
+    def read_from(self, source: Any) -> None:
+        """Read settings from ``source``'s attributes (e.g. ``django.conf.settings``) instead of
+        the MAILQUEUE_SETTINGS module; ``None`` goes back to the module."""
+        self._source = source
 
     def __getattr__(self, name: str) -> Any:
         setting = SETTINGS.get(name)
@@ -66,9 +72,9 @@ class Settings:
         raw = os.environ.get(name)
         if raw is not None:
             return parse_env_value(name, raw, setting)
-        module = self.settings_module()
-        if module is not None and hasattr(module, name):
-            return getattr(module, name)
+        source = self._source if self._source is not None else self.settings_module()
+        if source is not None and hasattr(source, name):
+            return getattr(source, name)
         return setting.default
 
     def settings_module(self) -> ModuleType | None:

@@ -87,3 +87,16 @@ def test_override_of_unknown_setting_is_refused():
 def test_unknown_setting_is_an_attribute_error():
     with pytest.raises(AttributeError, match="NOPE"):
         _ = settings.NOPE
+
+
+def test_read_from_an_object_replaces_the_settings_module():
+    class Source:
+        EMAIL_HOST = "from-object"
+
+    settings.read_from(Source)
+    try:
+        assert settings.EMAIL_HOST == "from-object"
+        assert settings.EMAIL_PORT == 25
+    finally:
+        settings.read_from(None)
+    assert settings.EMAIL_HOST == "localhost"
