@@ -1,0 +1,130 @@
+"""The embedded broker: one real redis-server per data folder, shared by every process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+
+from mailqueue.conf import override_settings
+from mailqueue.embedded import PORT_FILE, embedded_status, ensure_embedded_redis, stop_embedded_redis
+from mailqueue.exceptions import ImproperlyConfigured
+
+ENSURE_IN_CHILD = "import sys; from mailqueue.embedded import ensure_embedded_redis as e; print(e(sys.argv[1]))"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[str]:
+    folder = str(tmp_path / "data")
+    try:
+        yield folder
+    finally:
+        stop_embedded_redis(folder)
+
+
+def run_id(url: str) -> str:
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        return str(client.info("server")["run_id"])
+    finally:
+        client.close()
+
+
+def test_starts_a_real_redis_with_aof_and_noeviction(data_dir: str) -> None:
+    client = redis.Redis.from_url(ensure_embedded_redis(data_dir), decode_responses=True)
+    assert client.config_get("appendonly") == {"appendonly": "yes"}
+    assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    assert client.info("server")["redis_version"].startswith(("6.", "7."))
+    client.close()
+
+
+def test_url_is_localhost_tcp_for_kombu_and_redis_py(data_dir: str) -> None:
+    parts = urlsplit(ensure_embedded_redis(data_dir))
+    assert (parts.scheme, parts.hostname, parts.path) == ("redis", "127.0.0.1", "/0")
+
+
+def test_data_is_written_under_the_data_dir(data_dir: str) -> None:
+    client = redis.Redis.from_url(ensure_embedded_redis(data_dir))
+    client.set("kept", "yes")
+    client.close()
+    assert (Path(data_dir) / "appendonly.aof").exists()
+    assert (Path(data_dir) / PORT_FILE).exists()
+
+
+def test_another_process_reuses_the_running_server(data_dir: str) -> None:
+    url = ensure_embedded_redis(data_dir)
+    child = subprocess.run([sys.executable, "-c", ENSURE_IN_CHILD, data_dir], capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == url
+
+
+def test_racing_processes_start_a_single_server(data_dir: str) -> None:
+    children = [
+        subprocess.Popen([sys.executable, "-c", ENSURE_IN_CHILD, data_dir], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    urls = {child.communicate(timeout=30)[0].strip() for child in children}
+    assert len(urls) == 1
+    assert urls == {ensure_embedded_redis(data_dir)}
+
+
+def test_data_survives_stop_and_restart(data_dir: str) -> None:
+    client = redis.Redis.from_url(ensure_embedded_redis(data_dir))
+    client.set("survivor", "1")
+    client.close()
+    assert stop_embedded_redis(data_dir) is True
+    assert embedded_status(data_dir).url is None
+    restarted = redis.Redis.from_url(ensure_embedded_redis(data_dir))
+    assert restarted.get("survivor") == b"1"
+    restarted.close()
+
+
+def test_restart_reuses_the_previous_port(data_dir: str) -> None:
+    first = ensure_embedded_redis(data_dir)
+    old_run = run_id(first)
+    stop_embedded_redis(data_dir)
+    second = ensure_embedded_redis(data_dir)
+    assert second == first
+    assert run_id(second) != old_run
+
+
+def test_stop_when_not_running_returns_false(data_dir: str) -> None:
+    assert stop_embedded_redis(data_dir) is False
+
+
+def test_a_stranger_on_the_recorded_port_is_not_used(data_dir: str, redis_server: str) -> None:
+    stranger_port = urlsplit(redis_server).port
+    Path(data_dir).mkdir(parents=True)
+    (Path(data_dir) / PORT_FILE).write_text(f"{stranger_port}\n")
+    url = ensure_embedded_redis(data_dir)
+    assert urlsplit(url).port != stranger_port
+
+
+def test_relative_data_dir_is_resolved_against_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with override_settings(MAILQUEUE_DATA_DIR="var/mq"):
+        try:
+            ensure_embedded_redis()
+            status = embedded_status()
+            assert status.data_dir == tmp_path.resolve() / "var" / "mq"
+            assert status.url is not None and status.pid is not None
+        finally:
+            stop_embedded_redis()
+
+
+def test_empty_data_dir_setting_is_refused() -> None:
+    with override_settings(MAILQUEUE_DATA_DIR=""), pytest.raises(ImproperlyConfigured, match="MAILQUEUE_DATA_DIR"):
+        ensure_embedded_redis()
+
+
+def test_broker_url_falls_back_to_the_embedded_server(data_dir: str) -> None:
+    from mailqueue.broker import broker_url
+
+    with override_settings(MAILQUEUE_BROKER_URL="", MAILQUEUE_DATA_DIR=data_dir):
+        assert broker_url() == ensure_embedded_redis(data_dir)
