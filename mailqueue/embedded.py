@@ -137,7 +137,8 @@ def _serves(url: str, folder: Path) -> bool:
     """True if a Redis answers at ``url`` and keeps its data in ``folder`` (not a stranger on our port)."""
     client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0, decode_responses=True)
     try:
-        served = client.config_get("dir").get("dir")
+        answer: dict[str, str] = client.config_get("dir")  # type: ignore[assignment]  # sync client
+        served = answer.get("dir")
     except redis.RedisError:
         return False
     finally:
