@@ -56,6 +56,9 @@ SETTINGS: dict[str, Setting] = {
         2.0, float, "Seconds to wait for the broker before send_messages() raises BrokerUnavailable."
     ),
     "MAILQUEUE_KEY_PREFIX": Setting("mailqueue", str, "Prefix of every Redis key mailqueue owns."),
+    "MAILQUEUE_ON_COMMIT": Setting(
+        False, bool, "Django backend: enqueue when the current transaction commits (never, if it rolls back)."
+    ),
     "MAILQUEUE_DATA_DIR": Setting(
         "var/mailqueue", str, "Folder of the embedded Redis's data (when no broker URL is set)."
     ),
