@@ -1,0 +1,32 @@
+"""In-memory backend for tests: sent messages are appended to ``mailqueue.outbox``."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import mailqueue
+from mailqueue.backends.base import BaseEmailBackend
+
+if TYPE_CHECKING:
+    from mailqueue.message import EmailMessage
+
+
+class EmailBackend(BaseEmailBackend):
+    """Keep messages in ``mailqueue.outbox`` instead of sending them."""
+
+    def __init__(self, *, fail_silently: bool = False, **kwargs: Any) -> None:
+        super().__init__(fail_silently=fail_silently, **kwargs)
+        if not hasattr(mailqueue, "outbox"):
+            mailqueue.outbox = []
+
+    def send_messages(self, email_messages: Iterable[EmailMessage]) -> int:
+        count = 0
+        for message in email_messages:
+            message.message()  # builds the message, which validates headers and addresses
+            # A copy, so later changes to the caller's object do not rewrite what was "sent".
+            # mailqueue.outbox is looked up each time: tests may replace the list.
+            mailqueue.outbox.append(copy.deepcopy(message))
+            count += 1
+        return count

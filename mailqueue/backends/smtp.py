@@ -1,0 +1,350 @@
+"""SMTP backend: Django's connection handling, plus the per-recipient engine the workers use.
+
+``send_messages()`` behaves like Django 6.1's (smtplib's ``sendmail``, which keeps only
+"all refused" as an error). ``send_serialized()`` drives MAIL FROM / RCPT TO / DATA itself so
+that each recipient gets its own outcome; the queue needs that to tell a retry from a bounce.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import re
+import smtplib
+import ssl
+import threading
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mailqueue.addresses import envelope_address
+from mailqueue.backends.base import BaseEmailBackend
+from mailqueue.conf import settings
+from mailqueue.exceptions import ImproperlyConfigured
+from mailqueue.outcomes import RecipientOutcome, Status, status_for_code
+from mailqueue.utils import DNS_NAME
+
+if TYPE_CHECKING:
+    from mailqueue.message import EmailMessage
+
+TLS_AND_SSL = (
+    "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive, so only set one of those settings to True."
+)
+KEYFILE_WITHOUT_CERTFILE = (
+    "EMAIL_SSL_KEYFILE is set but EMAIL_SSL_CERTFILE is not: set the client certificate too "
+    "(or put certificate and key together in EMAIL_SSL_CERTFILE)."
+)
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+SERVER_CLOSING = 421  # the server announces it is closing the connection
+
+
+class EmailBackend(BaseEmailBackend):
+    """Send email through an SMTP server, each argument defaulting to its EMAIL_* setting."""
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        use_tls: bool | None = None,
+        fail_silently: bool = False,
+        use_ssl: bool | None = None,
+        timeout: float | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_certfile: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(fail_silently=fail_silently, **kwargs)
+        self.host: str = host or settings.EMAIL_HOST
+        self.port: int = port or settings.EMAIL_PORT
+        self.username: str = settings.EMAIL_HOST_USER if username is None else username
+        self.password: str = settings.EMAIL_HOST_PASSWORD if password is None else password
+        self.use_tls: bool = settings.EMAIL_USE_TLS if use_tls is None else use_tls
+        self.use_ssl: bool = settings.EMAIL_USE_SSL if use_ssl is None else use_ssl
+        self.timeout: float | None = settings.EMAIL_TIMEOUT if timeout is None else timeout
+        self.ssl_keyfile: str | None = settings.EMAIL_SSL_KEYFILE if ssl_keyfile is None else ssl_keyfile
+        self.ssl_certfile: str | None = (
+            settings.EMAIL_SSL_CERTFILE if ssl_certfile is None else ssl_certfile
+        )
+        if self.use_ssl and self.use_tls:
+            raise ImproperlyConfigured(TLS_AND_SSL)
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ImproperlyConfigured(KEYFILE_WITHOUT_CERTFILE)
+        self.connection: smtplib.SMTP | None = None
+        self._partial_connection: smtplib.SMTP | None = None
+        self._ssl_context: ssl.SSLContext | None = None
+        self._lock = threading.RLock()
+
+    # --- Connection ----------------------------------------------------------------------
+
+    @property
+    def connection_class(self) -> type[smtplib.SMTP]:
+        return smtplib.SMTP_SSL if self.use_ssl else smtplib.SMTP
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The system's trusted CAs, plus the client certificate when one is configured.
+
+        Unlike Django (a bare PROTOCOL_TLS_CLIENT context when a client certificate is set,
+        which then trusts no server at all), the default CAs are always loaded.
+        """
+        if self._ssl_context is None:
+            context = ssl.create_default_context()
+            if self.ssl_certfile:
+                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+            self._ssl_context = context
+        return self._ssl_context
+
+    @ssl_context.setter
+    def ssl_context(self, context: ssl.SSLContext) -> None:
+        self._ssl_context = context
+
+    @property
+    def is_connected(self) -> bool:
+        """True while a fully set-up connection is held (the worker decides when to close it)."""
+        return self.connection is not None
+
+    def open(self) -> bool | None:
+        """Ensure a connection: True if this call opened it, False if it was open already,
+        None if opening failed and ``fail_silently`` is set."""
+        if self.connection is not None:
+            return False
+        try:
+            self._connect()
+        except OSError:  # smtplib.SMTPException is an OSError too
+            if not self.fail_silently:
+                raise
+            return None
+        return True
+
+    def _connect(self) -> None:
+        """Connect, STARTTLS, log in; store the connection only once all of that succeeded."""
+        if self._partial_connection is not None:
+            self._close_connection(self._partial_connection)
+            self._partial_connection = None
+        params: dict[str, Any] = {"local_hostname": DNS_NAME.get_fqdn()}
+        if self.timeout is not None:
+            params["timeout"] = self.timeout
+        if self.use_ssl:
+            params["context"] = self.ssl_context
+        self._partial_connection = self.connection_class(self.host, self.port, **params)
+        if self.use_tls:
+            self._partial_connection.starttls(context=self.ssl_context)
+        if self.username and self.password:
+            self._partial_connection.login(self.username, self.password)
+        self.connection, self._partial_connection = self._partial_connection, None
+
+    def _close_connection(self, connection: smtplib.SMTP) -> None:
+        try:
+            connection.quit()
+        except (ssl.SSLError, smtplib.SMTPServerDisconnected):
+            # Both happen when the server (or the TLS layer) already hung up.
+            connection.close()
+        except smtplib.SMTPException:
+            if not self.fail_silently:
+                raise
+
+    def close(self) -> None:
+        """Say QUIT and close the connection (and any half-opened one)."""
+        if self._partial_connection is not None:
+            try:
+                self._close_connection(self._partial_connection)
+            finally:
+                self._partial_connection = None
+        if self.connection is not None:
+            try:
+                self._close_connection(self.connection)
+            finally:
+                self.connection = None
+
+    def _drop(self) -> None:
+        """Forget a broken connection without talking to the server again."""
+        for connection in (self._partial_connection, self.connection):
+            if connection is not None:
+                connection.close()
+        self._partial_connection = self.connection = None
+
+    # --- Django's API ----------------------------------------------------------------------
+
+    def send_messages(self, email_messages: Iterable[EmailMessage]) -> int:
+        """Send messages over one connection and return how many were sent."""
+        if not email_messages:
+            return 0
+        with self._lock:
+            new_connection = self.open()
+            if self.connection is None or new_connection is None:
+                return 0  # open() failed silently: sending would be pointless
+            sent = 0
+            try:
+                for message in email_messages:
+                    sent += self._send(message)
+            finally:
+                if new_connection:
+                    self.close()
+        return sent
+
+    def _send(self, email_message: EmailMessage) -> bool:
+        if not email_message.recipients():
+            return False
+        sender = self.prep_address(email_message.from_email)
+        recipients = [self.prep_address(address) for address in email_message.recipients()]
+        message = email_message.message(policy=email.policy.SMTP)
+        assert self.connection is not None
+        try:
+            self.connection.sendmail(sender, recipients, message.as_bytes())
+        except smtplib.SMTPException:
+            if not self.fail_silently:
+                raise
+            return False
+        return True
+
+    def prep_address(self, address: str, force_ascii: bool = True) -> str:
+        """The addr-spec of ``address`` for the envelope (ValueError naming a bad address)."""
+        return envelope_address(address, force_ascii=force_ascii)
+
+    # --- The worker's engine -------------------------------------------------------------------
+
+    def send_serialized(
+        self, message: bytes, *, sender: str, recipients: Sequence[str]
+    ) -> list[RecipientOutcome]:
+        """Send ready-made RFC 5322 bytes; return one outcome per recipient, in order.
+
+        SMTP refusals and connection problems are reported, never raised. The connection is
+        opened if needed and left open; a broken one is dropped so the next call reopens.
+        """
+        if isinstance(recipients, str):
+            raise TypeError("recipients must be a sequence of addresses, not a str")
+        transaction = Transaction(sender, recipients)
+        if not transaction.pending():
+            return transaction.outcomes()
+        data = _BARE_LF.sub(b"\r\n", message)
+        with self._lock:
+            reused = self.connection is not None
+            self._attempt(transaction, data)
+            if reused and transaction.stale:
+                # The server had closed the idle connection: one fresh try is not a retry.
+                transaction = Transaction(sender, recipients)
+                self._attempt(transaction, data)
+        return transaction.outcomes()
+
+    def _attempt(self, transaction: Transaction, data: bytes) -> None:
+        if self.connection is None:
+            try:
+                self._connect()
+            except OSError as error:
+                self._drop()
+                transaction.settle_pending(Status.TRANSIENT, *_describe(error))
+                return
+        assert self.connection is not None
+        try:
+            run_transaction(self.connection, transaction, data)
+        except smtplib.SMTPResponseException as error:
+            transaction.settle_pending(status_for_code(error.smtp_code), *_describe(error))
+            self._reset()
+        except OSError as error:  # disconnect, timeout, TLS failure
+            self._drop()
+            transaction.stale = transaction.stage == "mail" and transaction.code is None
+            transaction.settle_pending(Status.TRANSIENT, *_describe(error))
+        if transaction.code == SERVER_CLOSING:
+            self._drop()
+
+    def _reset(self) -> None:
+        """RSET after a failed transaction; a connection that cannot even do that is dropped."""
+        if self.connection is None:
+            return
+        try:
+            self.connection.rset()
+        except OSError:
+            self._drop()
+
+
+class Transaction:
+    """The outcome of each recipient of one SMTP transaction, filled in as replies arrive."""
+
+    def __init__(self, sender: str, recipients: Sequence[str]) -> None:
+        self.recipients = list(recipients)
+        self.settled: dict[int, RecipientOutcome] = {}
+        self.passed: list[int] = []  # indexes whose RCPT was accepted, waiting for DATA
+        self.stage = "mail"
+        self.code: int | None = None  # the last reply code seen
+        self.stale = False
+        self.sender = self._checked_sender(sender)
+        self.addresses = {index: self._checked(index) for index in range(len(self.recipients))}
+
+    def _checked_sender(self, sender: str) -> str:
+        if sender == "":
+            return ""  # the null reverse-path, used by bounces
+        try:
+            return envelope_address(sender)
+        except ValueError as error:
+            self.settle_pending(Status.PERMANENT, None, f"Invalid sender: {error}")
+            return sender
+
+    def _checked(self, index: int) -> str:
+        try:
+            return envelope_address(self.recipients[index])
+        except ValueError as error:
+            self.settle(index, Status.PERMANENT, None, str(error))
+            return self.recipients[index]
+
+    def pending(self) -> list[int]:
+        return [index for index in range(len(self.recipients)) if index not in self.settled]
+
+    def settle(self, index: int, status: Status, code: int | None, reply: str) -> None:
+        self.settled[index] = RecipientOutcome(self.recipients[index], status, code, reply)
+
+    def settle_pending(self, status: Status, code: int | None, reply: str) -> None:
+        for index in self.pending():
+            self.settle(index, status, code, reply)
+
+    def outcomes(self) -> list[RecipientOutcome]:
+        return [self.settled[index] for index in range(len(self.recipients))]
+
+
+def run_transaction(connection: smtplib.SMTP, transaction: Transaction, data: bytes) -> None:
+    """MAIL FROM, one RCPT TO per recipient, then DATA for those the server accepted."""
+    try:
+        connection.ehlo_or_helo_if_needed()
+    except smtplib.SMTPHeloError as error:
+        # A session problem, not a verdict on this message: try again later.
+        transaction.settle_pending(Status.TRANSIENT, *_describe(error))
+        return
+    code, reply = connection.mail(transaction.sender, _mail_options(connection, data))
+    transaction.code, transaction.stage = code, "rcpt"
+    if code != 250:
+        transaction.settle_pending(status_for_code(code), code, _text(reply))
+        connection.rset()
+        return
+    for index in transaction.pending():
+        code, reply = connection.rcpt(transaction.addresses[index])
+        transaction.code = code
+        if code in (250, 251):
+            transaction.passed.append(index)
+        else:
+            transaction.settle(index, status_for_code(code), code, _text(reply))
+    if not transaction.passed:
+        connection.rset()
+        return
+    transaction.stage = "data"
+    code, reply = connection.data(data)
+    transaction.code = code
+    transaction.settle_pending(status_for_code(code), code, _text(reply))
+
+
+def _mail_options(connection: smtplib.SMTP, data: bytes) -> list[str]:
+    options = []
+    if connection.has_extn("size"):
+        options.append(f"SIZE={len(data)}")
+    if not data.isascii() and connection.has_extn("8bitmime"):
+        options.append("BODY=8BITMIME")
+    return options
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def _describe(error: OSError) -> tuple[int | None, str]:
+    """The SMTP code and reply of an error, or (None, its text) when the server said nothing."""
+    if isinstance(error, smtplib.SMTPResponseException):
+        return error.smtp_code, _text(error.smtp_error)
+    return None, str(error) or type(error).__name__
