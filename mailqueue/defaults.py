@@ -55,6 +55,9 @@ SETTINGS: dict[str, Setting] = {
     "MAILQUEUE_BROKER_CONNECT_TIMEOUT": Setting(
         2.0, float, "Seconds to wait for the broker before send_messages() raises BrokerUnavailable."
     ),
+    "MAILQUEUE_BROKER_SOCKET_TIMEOUT": Setting(
+        30.0, float, "Seconds a publish may wait on a broker that accepted the connection but does not answer."
+    ),
     "MAILQUEUE_KEY_PREFIX": Setting("mailqueue", str, "Prefix of every Redis key mailqueue owns."),
     "MAILQUEUE_ON_COMMIT": Setting(
         False, bool, "Django backend: enqueue when the current transaction commits (never, if it rolls back)."

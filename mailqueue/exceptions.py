@@ -27,6 +27,10 @@ class BrokerUnavailable(MailQueueError, ConnectionError):
     """The broker could not be reached, so nothing was enqueued."""
 
 
+class DeliveryTimeout(MailQueueError, TimeoutError):
+    """``Delivery.get(timeout=...)`` gave up before the final report arrived."""
+
+
 class UnknownDelivery(MailQueueError, LookupError):
     """No delivery (task id, dead letter) is known under the given id."""
 
