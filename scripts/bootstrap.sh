@@ -24,3 +24,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e ".[test,embedded]"
   touch "$stamp"
 fi
+
+# Django 4.2 and 5.2 LTS, each in its own folder: tests/contrib runs the Django backend's suite
+# with PYTHONPATH=<folder> so that version shadows the venv's Django 6.1.
+for series in 4.2 5.2; do
+  target=.venv/django-$series
+  if [ ! -f "$target/.installed" ]; then
+    rm -rf "$target"
+    .venv/bin/python -m pip install --quiet --target "$target" "django~=$series.0"
+    touch "$target/.installed"
+  fi
+done
