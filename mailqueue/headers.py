@@ -1,0 +1,103 @@
+"""Header rules of a message: validation, generated values and IDNA in address headers.
+
+Everything here works on plain ``(name, value)`` pairs or on a finished stdlib message, so a
+faster serializer can reuse the same rules without going through ``email.message``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import re
+from typing import Any
+
+from email.headerregistry import Address, AddressHeader
+from email.message import Message
+
+from mailqueue.addresses import punycode
+from mailqueue.exceptions import InvalidMessage
+from mailqueue.utils import DNS_NAME
+
+# Headers whose value comes from a constructor argument; a key in ``headers`` replaces the
+# header only, never the envelope.
+ADDRESS_ARGUMENT_HEADERS = {"from": "From", "to": "To", "cc": "Cc", "reply-to": "Reply-To"}
+
+BCC_IN_HEADERS = (
+    'Bcc is not a valid email header. Use the "bcc" argument to specify blind carbon copy recipients.'
+)
+
+# RFC 5322 field names: printable US-ASCII except the colon.
+_FIELD_NAME = re.compile(r"[!-9;-~]+")
+
+def has_line_break(text: str) -> bool:
+    """True if ``text`` holds any character ``str.splitlines()`` splits on (CR, LF, VT, ...).
+
+    The email package refuses those in headers; we refuse them anywhere, including at the
+    end, where the email package would let a trailing newline end the header block early.
+    """
+    return "".join(text.splitlines()) != text
+
+
+def check_header_name(name: object) -> str:
+    """Return ``name`` if it is a valid field name, else raise naming it."""
+    if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
+        raise InvalidMessage(
+            f"Invalid header name {name!r}: use printable ASCII characters without spaces or colons."
+        )
+    return name
+
+
+def check_header_value(name: str, value: object) -> None:
+    """Refuse a line break in a header value (header injection), naming the header."""
+    if isinstance(value, str) and has_line_break(value):
+        raise InvalidMessage(f"Header {name!r} contains a line break (header injection?): {value!r}")
+
+
+def check_addresses(argument: str, addresses: list[Any]) -> None:
+    """Refuse a line break in any address of ``argument`` (to, cc, bcc, reply_to, from_email)."""
+    for address in addresses:
+        if has_line_break(str(address)):
+            raise InvalidMessage(f"Address in {argument!r} contains a line break: {str(address)!r}")
+
+
+def header_value(value: Any) -> str:
+    """A value from ``headers`` as header text. A datetime is written as an RFC 5322 date
+    (as the email package does for Date headers); anything else goes through str()."""
+    if isinstance(value, datetime.datetime):
+        return email.utils.format_datetime(value)
+    return str(value)
+
+
+def date_value(*, localtime: bool) -> datetime.datetime:
+    """The Date header's value: now, in UTC unless EMAIL_USE_LOCALTIME asks for local time."""
+    if localtime:
+        return datetime.datetime.now().astimezone()
+    return datetime.datetime.now(datetime.UTC)
+
+
+def make_msgid(idstring: str | None = None, domain: str | None = None) -> str:
+    """A new Message-ID; ``domain`` defaults to this host's cached DNS name."""
+    return email.utils.make_msgid(idstring, domain=str(DNS_NAME) if domain is None else domain)
+
+
+def punycode_address_headers(msg: Message) -> None:
+    """IDNA-encode non-ASCII domains in every address header of ``msg``.
+
+    Without this the email package writes such domains as RFC 2047 encoded-words, which are
+    not valid in a domain (cpython#83938). Only the domain is touched: nothing permits a
+    7-bit encoding of a non-ASCII local part.
+    """
+    for name, value in msg.items():
+        if not isinstance(value, AddressHeader):
+            continue
+        if all(address.domain.isascii() for address in value.addresses):
+            continue
+        msg.replace_header(name, [_punycoded(address) for address in value.addresses])
+
+
+def _punycoded(address: Address) -> Address:
+    return Address(
+        display_name=address.display_name,
+        username=address.username,
+        domain=punycode(address.domain),
+    )

@@ -1,0 +1,320 @@
+"""Email messages, as in Django 6.1's ``django.core.mail.message``, without Django.
+
+``EmailMessage.message()`` builds a stdlib ``email.message.EmailMessage`` in three steps,
+each overridable and each a place where a faster builder can take over:
+
+1. ``header_items()``: the top-level headers as validated ``(name, value)`` pairs;
+2. ``_add_bodies()`` and ``_add_attachments()``: the MIME tree;
+3. the headers are set on the tree, then address domains are IDNA-encoded.
+"""
+
+from __future__ import annotations
+
+import email.message
+import email.policy
+from collections.abc import Iterable, Sequence
+from email.message import MIMEPart
+from email.mime.base import MIMEBase
+from email.policy import Policy
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from mailqueue.attachments import (
+    DEFAULT_ATTACHMENT_MIME_TYPE,
+    EmailAttachment,
+    add_attachment,
+    make_attachment,
+    split_mimetype,
+    to_bytes,
+)
+from mailqueue.conf import settings
+from mailqueue.exceptions import InvalidMessage
+from mailqueue.headers import (
+    ADDRESS_ARGUMENT_HEADERS,
+    BCC_IN_HEADERS,
+    check_addresses,
+    check_header_name,
+    check_header_value,
+    date_value,
+    header_value,
+    make_msgid,
+    punycode_address_headers,
+)
+
+if TYPE_CHECKING:
+    from mailqueue.backends.base import BaseEmailBackend
+
+__all__ = [
+    "DEFAULT_ATTACHMENT_MIME_TYPE",
+    "EmailAlternative",
+    "EmailAttachment",
+    "EmailMessage",
+    "EmailMultiAlternatives",
+    "make_msgid",
+]
+
+CONNECTION_WITH_FAIL_SILENTLY = (
+    "fail_silently cannot be used with a connection. Pass fail_silently to get_connection() instead."
+)
+
+
+class EmailAlternative(NamedTuple):
+    content: Any
+    mimetype: str
+
+
+def _address_list(argument: str, value: Sequence[str] | None) -> list[str]:
+    """Copy a recipient list; a bare str is refused since it would be split into letters."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        raise TypeError(f'"{argument}" argument must be a list or tuple')
+    return list(value)
+
+
+class EmailMessage:
+    """A single email message, which can be sent to several recipients."""
+
+    content_subtype = "plain"
+    # Charset of text/* bodies and attachments; None means settings.DEFAULT_CHARSET.
+    encoding: str | None = None
+
+    def __init__(
+        self,
+        subject: str = "",
+        body: str = "",
+        from_email: str | None = None,
+        to: Sequence[str] | None = None,
+        *,
+        bcc: Sequence[str] | None = None,
+        connection: BaseEmailBackend | None = None,
+        attachments: Iterable[Any] | None = None,
+        headers: dict[str, Any] | None = None,
+        cc: Sequence[str] | None = None,
+        reply_to: Sequence[str] | None = None,
+    ) -> None:
+        self.to = _address_list("to", to)
+        self.cc = _address_list("cc", cc)
+        self.bcc = _address_list("bcc", bcc)
+        self.reply_to = _address_list("reply_to", reply_to)
+        self.from_email: str = from_email or settings.DEFAULT_FROM_EMAIL
+        self.subject = subject
+        self.body = body or ""
+        self.attachments: list[Any] = []
+        for attachment in attachments or ():
+            if isinstance(attachment, (MIMEPart, MIMEBase)):
+                self.attach(attachment)
+            else:
+                self.attach(*attachment)
+        self.extra_headers: dict[str, Any] = headers or {}
+        self.connection = connection
+
+    # --- Building ------------------------------------------------------------------------
+
+    def message(self, *, policy: Policy = email.policy.default) -> email.message.EmailMessage:
+        """Build the stdlib message; this validates every header and address."""
+        headers = self.header_items()
+        msg = email.message.EmailMessage(policy=policy)
+        self._add_bodies(msg)
+        self._add_attachments(msg)
+        for name, value in headers:
+            msg[name] = value
+        if not getattr(policy, "utf8", False):
+            punycode_address_headers(msg)
+        return msg
+
+    def header_items(self) -> list[tuple[str, Any]]:
+        """The top-level headers, in Django's order, after refusing header injection.
+
+        Subject, From, To, Cc and Reply-To come first (a header of that name in
+        ``extra_headers``, in any case, replaces the argument's value in the header only),
+        then a new Date and Message-ID unless given, then the other extra headers.
+        """
+        check_header_value("Subject", str(self.subject))
+        self._check_addresses()
+        extra = self._checked_extra_headers()
+        items = [("Subject", str(self.subject)), *self._address_header_items()]
+        given = {name.lower() for name, _ in extra}
+        if "date" not in given:
+            items.append(("Date", date_value(localtime=bool(settings.EMAIL_USE_LOCALTIME))))
+        if "message-id" not in given:
+            items.append(("Message-ID", make_msgid()))
+        items.extend(item for item in extra if item[0].lower() not in ADDRESS_ARGUMENT_HEADERS)
+        return items
+
+    def _address_header_items(self) -> list[tuple[str, Any]]:
+        """From, To, Cc and Reply-To: from ``extra_headers`` if given there, else from the
+        arguments (empty lists give no header)."""
+        replaced = {
+            name.lower(): value
+            for name, value in self.extra_headers.items()
+            if name.lower() in ADDRESS_ARGUMENT_HEADERS
+        }
+        items: list[tuple[str, Any]] = [("From", str(replaced.get("from", self.from_email)))]
+        for key, values in (("to", self.to), ("cc", self.cc), ("reply-to", self.reply_to)):
+            if key in replaced:
+                items.append((ADDRESS_ARGUMENT_HEADERS[key], replaced[key]))
+            elif values:
+                items.append((ADDRESS_ARGUMENT_HEADERS[key], ", ".join(str(v) for v in values)))
+        return items
+
+    def _check_addresses(self) -> None:
+        check_addresses("from_email", [self.from_email])
+        for argument in ("to", "cc", "bcc", "reply_to"):
+            check_addresses(argument, getattr(self, argument))
+
+    def _checked_extra_headers(self) -> list[tuple[str, Any]]:
+        """``extra_headers`` as converted pairs, refusing Bcc and header injection."""
+        pairs = []
+        for name, value in self.extra_headers.items():
+            check_header_name(name)
+            if name.lower() == "bcc":
+                raise InvalidMessage(BCC_IN_HEADERS)
+            converted = header_value(value)
+            check_header_value(name, converted)
+            pairs.append((name, converted))
+        return pairs
+
+    def _charset(self) -> str:
+        return self.encoding or settings.DEFAULT_CHARSET
+
+    def _add_bodies(self, msg: email.message.EmailMessage) -> None:
+        """Set the body as the main text part (skipped when only attachments carry content)."""
+        if self.body or not self.attachments:
+            charset = self._charset()
+            body = self.body or ""
+            if isinstance(body, bytes):
+                body = body.decode(charset, errors="surrogateescape")
+            msg.set_content(str(body), subtype=self.content_subtype, charset=charset)
+
+    def _add_attachments(self, msg: email.message.EmailMessage) -> None:
+        """Turn ``msg`` into multipart/mixed and add each attachment to it."""
+        if not self.attachments:
+            return
+        msg.make_mixed()
+        charset = self._charset()
+        for attachment in self.attachments:
+            if isinstance(attachment, MIMEPart):
+                msg.attach(attachment)
+            else:
+                add_attachment(msg, attachment, encoding=charset)
+
+    # --- Recipients and sending ------------------------------------------------------------
+
+    def recipients(self) -> list[str]:
+        """Every envelope recipient: to, cc and bcc, with empty entries dropped."""
+        return [address for address in (*self.to, *self.cc, *self.bcc) if address]
+
+    def get_connection(self, fail_silently: bool = False) -> BaseEmailBackend:
+        """The backend ``send()`` uses: the message's own connection, or a new default one."""
+        if self.connection is not None:
+            return self.connection
+        from mailqueue.mail import get_connection
+
+        return get_connection(fail_silently=fail_silently)
+
+    def send(self, fail_silently: bool = False) -> int:
+        """Send the message; return 1 if it was sent, 0 otherwise (or with no recipients)."""
+        if not self.recipients():
+            # Nobody to send to: don't bother opening a connection.
+            return 0
+        if fail_silently and self.connection is not None:
+            raise TypeError(CONNECTION_WITH_FAIL_SILENTLY)
+        return self.get_connection(fail_silently).send_messages([self])
+
+    # --- Attachments ---------------------------------------------------------------------
+
+    def attach(
+        self,
+        filename: str | MIMEPart | None = None,
+        content: Any = None,
+        mimetype: str | None = None,
+    ) -> None:
+        """Attach ``(filename, content, mimetype)``, or a ready ``MIMEPart`` as it is.
+
+        The MIME type is guessed from the filename if not given. ``text/*`` content given as
+        bytes is decoded as UTF-8; if that fails it is binary and becomes
+        application/octet-stream.
+        """
+        if isinstance(filename, MIMEPart):
+            if content is not None or mimetype is not None:
+                raise ValueError("content and mimetype must not be given when a MIMEPart instance is provided.")
+            self.attachments.append(filename)
+        elif isinstance(filename, MIMEBase):
+            raise TypeError(
+                "Legacy email.mime MIMEBase attachments are not supported. Use an "
+                "email.message.MIMEPart instead."
+            )
+        else:
+            self.attachments.append(make_attachment(filename, content, mimetype))
+
+    def attach_file(self, path: str | Path, mimetype: str | None = None) -> None:
+        """Attach a file from disk under its own name, guessing the MIME type if not given."""
+        path = Path(path)
+        self.attach(path.name, path.read_bytes(), mimetype)
+
+
+class EmailMultiAlternatives(EmailMessage):
+    """An EmailMessage with alternative versions of its body, such as text and HTML."""
+
+    def __init__(
+        self,
+        subject: str = "",
+        body: str = "",
+        from_email: str | None = None,
+        to: Sequence[str] | None = None,
+        *,
+        bcc: Sequence[str] | None = None,
+        connection: BaseEmailBackend | None = None,
+        attachments: Iterable[Any] | None = None,
+        headers: dict[str, Any] | None = None,
+        alternatives: Iterable[Sequence[Any]] | None = None,
+        cc: Sequence[str] | None = None,
+        reply_to: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(
+            subject,
+            body,
+            from_email,
+            to,
+            bcc=bcc,
+            connection=connection,
+            attachments=attachments,
+            headers=headers,
+            cc=cc,
+            reply_to=reply_to,
+        )
+        self.alternatives = [EmailAlternative(*alternative) for alternative in alternatives or ()]
+
+    def attach_alternative(self, content: Any, mimetype: str) -> None:
+        """Add an alternative representation of the body, such as ``text/html``."""
+        if content is None or mimetype is None:
+            raise ValueError("Both content and mimetype must be provided.")
+        split_mimetype(mimetype)
+        self.alternatives.append(EmailAlternative(content, mimetype))
+
+    def body_contains(self, text: str) -> bool:
+        """Whether ``text`` is in the body and in every ``text/*`` alternative."""
+        if text not in self.body:
+            return False
+        return all(
+            text in content
+            for content, mimetype in self.alternatives
+            if mimetype.startswith("text/")
+        )
+
+    def _add_bodies(self, msg: email.message.EmailMessage) -> None:
+        """The body and the alternatives, as multipart/alternative when there are any."""
+        if self.body or not self.alternatives:
+            super()._add_bodies(msg)
+        if not self.alternatives:
+            return
+        msg.make_alternative()
+        charset = self._charset()
+        for content, mimetype in self.alternatives:
+            maintype, subtype = split_mimetype(mimetype)
+            if maintype == "text":
+                text = content.decode() if isinstance(content, bytes) else content
+                msg.add_alternative(text, subtype=subtype, charset=charset)
+            else:
+                msg.add_alternative(to_bytes(content, charset), maintype=maintype, subtype=subtype)
