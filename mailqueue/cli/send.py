@@ -1,0 +1,123 @@
+"""``mailqueue send``: send one message through the configured backend (usually: enqueue it)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from mailqueue.cli.base import CommandError, CommandParser, add_command
+
+if TYPE_CHECKING:
+    from mailqueue.message import EmailMessage
+
+DESCRIPTION = """\
+Send one message through EMAIL_BACKEND (or --backend). With the queue backend
+(mailqueue.backends.queue.EmailBackend) the message is enqueued and its task id is
+printed: follow it with 'mailqueue status TASK_ID --wait'. Other backends print the
+number of messages sent.
+
+Either build the message from options:
+  mailqueue send --to ann@example.com --subject Hello --body 'Hi Ann' --attach report.pdf
+or send a whole .eml file as it is (recipients from its To/Cc/Bcc unless given):
+  mailqueue send --eml < message.eml
+
+--body and --html read standard input when given '-'."""
+
+
+def register(subparsers: argparse._SubParsersAction[CommandParser]) -> None:
+    parser = add_command(subparsers, "send", help="send (enqueue) one message", description=DESCRIPTION)
+    parser.add_argument("--from", dest="from_email", metavar="ADDRESS", help="sender (default: DEFAULT_FROM_EMAIL)")
+    for name in ("to", "cc", "bcc"):
+        parser.add_argument(f"--{name}", action="append", default=[], metavar="ADDRESS",
+                            help=f"{name.capitalize()} recipient (repeat the option, or separate with commas)")
+    parser.add_argument("--reply-to", action="append", default=[], metavar="ADDRESS", help="Reply-To address")
+    parser.add_argument("--subject", default="", help="subject line")
+    parser.add_argument("--body", default="", help="plain-text body ('-': read standard input)")
+    parser.add_argument("--html", help="HTML alternative of the body ('-': read standard input)")
+    parser.add_argument("--attach", action="append", default=[], metavar="PATH", help="attach a file (repeatable)")
+    parser.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                        help="extra header (repeatable)")
+    parser.add_argument("--eml", nargs="?", const="-", metavar="FILE",
+                        help="send this .eml file as it is ('-' or no value: standard input)")
+    parser.add_argument("--backend", metavar="DOTTED.PATH", help="backend to use instead of EMAIL_BACKEND")
+    parser.set_defaults(handler=run)
+
+
+def split_addresses(values: list[str]) -> list[str]:
+    return [address.strip() for value in values for address in value.split(",") if address.strip()]
+
+
+def read_text(value: str | None, *, option: str) -> str | None:
+    if value != "-":
+        return value
+    if sys.stdin.isatty():
+        raise CommandError(f"{option} - reads standard input, but standard input is a terminal.")
+    return sys.stdin.read()
+
+
+def parse_headers(values: list[str]) -> dict[str, str]:
+    headers = {}
+    for value in values:
+        name, colon, content = value.partition(":")
+        if not colon or not name.strip():
+            raise CommandError(f"--header {value!r} is not of the form 'Name: value'.")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+def build_message(args: argparse.Namespace) -> EmailMessage:
+    from mailqueue.cli.eml import RawEmailMessage
+    from mailqueue.message import EmailMultiAlternatives
+
+    to, cc, bcc = split_addresses(args.to), split_addresses(args.cc), split_addresses(args.bcc)
+    if args.eml is not None:
+        if args.subject or args.body or args.html or args.attach or args.header:
+            args.command_parser.error("--eml sends a message as it is; it cannot be combined with --subject, "
+                                      "--body, --html, --attach or --header")
+        raw = sys.stdin.buffer.read() if args.eml == "-" else read_file(args.eml)
+        return RawEmailMessage(raw, from_email=args.from_email, to=to, cc=cc, bcc=bcc)
+    if not (to or cc or bcc):
+        args.command_parser.error("no recipient: give --to, --cc or --bcc (or a message with --eml)")
+    body, html = read_text(args.body, option="--body"), read_text(args.html, option="--html")
+    message = EmailMultiAlternatives(
+        subject=args.subject, body=body or "", from_email=args.from_email, to=to, cc=cc, bcc=bcc,
+        reply_to=split_addresses(args.reply_to), headers=parse_headers(args.header),
+    )
+    if html is not None:
+        message.attach_alternative(html, "text/html")
+    for path in args.attach:
+        message.attach_file(path)
+    return message
+
+
+def read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror}") from None
+
+
+def where(connection: object) -> str:
+    """The backend, and the server it talks to when it has one, for error messages."""
+    name = f"{type(connection).__module__}.{type(connection).__name__}"
+    host, port = getattr(connection, "host", None), getattr(connection, "port", None)
+    return f"{name} (SMTP server {host}:{port})" if host else name
+
+
+def run(args: argparse.Namespace) -> int:
+    from mailqueue.mail import get_connection
+
+    message = build_message(args)
+    connection = get_connection(args.backend) if args.backend else get_connection()
+    try:
+        sent = connection.send_messages([message])
+    except OSError as error:  # smtplib and socket errors; the queue backend raises BrokerUnavailable
+        raise CommandError(f"cannot send through {where(connection)}: {error}") from None
+    delivery = getattr(message, "delivery", None)
+    if delivery is not None:
+        print(delivery.task_id)
+    else:
+        print(sent)
+    return 0 if sent else 1

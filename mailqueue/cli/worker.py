@@ -1,0 +1,62 @@
+"""``mailqueue worker``: start one worker of the fleet (``celery -A workers worker``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from mailqueue.cli.base import CommandParser, add_command
+
+DESCRIPTION = """\
+Start one worker of the fleet: runs 'celery -A workers worker' with the options given,
+in place of this process (so signals such as SIGTERM reach Celery directly).
+
+Any Celery worker option is passed through, for example:
+  mailqueue worker --concurrency 8 --loglevel INFO
+  mailqueue worker --pool threads --concurrency 16 --hostname mail1@%h
+Run 'mailqueue worker --celery-help' for Celery's own list of options.
+
+With no MAILQUEUE_BROKER_URL, the worker uses the embedded Redis under
+MAILQUEUE_DATA_DIR (started here if it is not running yet)."""
+
+
+def register(subparsers: argparse._SubParsersAction[CommandParser]) -> None:
+    parser = add_command(subparsers, "worker", help="start a delivery worker (Celery options pass through)",
+                         description=DESCRIPTION)
+    parser.add_argument("--celery-help", action="store_true", help="show Celery's worker options and exit")
+    parser.set_defaults(handler=run, accepts_extra=True)
+
+
+def celery_command(options: list[str]) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "workers", "worker", *options]
+
+
+def worker_environment() -> dict[str, str]:
+    """The worker's environment: the embedded broker resolved (and started) up front, once.
+
+    The data folder is passed as an absolute path, so a worker given ``--workdir`` still
+    finds the same server, and the current directory is put on PYTHONPATH so settings
+    modules such as ``config.local`` import as they do here.
+    """
+    from mailqueue.conf import settings
+
+    env = dict(os.environ)
+    if not settings.MAILQUEUE_BROKER_URL:
+        from mailqueue.embedded import data_dir_path, ensure_embedded_redis
+
+        ensure_embedded_redis()
+        env["MAILQUEUE_DATA_DIR"] = str(data_dir_path())
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+    return env
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.celery_help:
+        command = celery_command(["--help"])
+        os.execv(command[0], command)
+    command = celery_command(list(args.extra))
+    env = worker_environment()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(command[0], command, env)
