@@ -119,6 +119,9 @@ class DevServerHandler:
 
 def start_devserver(handler: DevServerHandler, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> Controller:
     """Start the server in a background thread (aiosmtpd's Controller); stop it with ``.stop()``."""
+    with socket.socket() as probe:  # fail at once on a busy port; aiosmtpd would wait out its ready timeout
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
     controller = Controller(
         handler, hostname=host, port=port, enable_SMTPUTF8=True, ready_timeout=10.0, data_size_limit=None
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mailqueue.cli.base import CommandParser, add_command
+from mailqueue.cli.base import CommandError, CommandParser, add_command
 from mailqueue.devserver import BOUNCE_PREFIX, DEFAULT_PORT, GREYLIST_PREFIX
 
 DESCRIPTION = f"""\
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         controller = start_devserver(handler, host=args.host, port=args.port)
     except (OSError, RuntimeError) as error:
-        raise OSError(f"cannot listen on {args.host}:{args.port}: {error}") from None
+        raise CommandError(f"cannot listen on {args.host}:{args.port}: {error}") from None
     where = f"; saving to {args.save}" if args.save else ""
     print(f"mailqueue devserver listening on {args.host}:{args.port}{where} (Ctrl-C to stop)",
           file=sys.stderr, flush=True)

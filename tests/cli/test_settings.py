@@ -1,0 +1,42 @@
+"""``mailqueue settings``: the values a process sees, with their sources."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mailqueue.defaults import SETTINGS
+from tests.cli.conftest import Run
+
+
+def test_lists_every_setting_with_its_default(mailqueue: Run) -> None:
+    result = mailqueue("settings")
+    assert result.returncode == 0, result.stderr
+    for name in SETTINGS:
+        assert name in result.stdout
+    assert "'mailqueue.backends.smtp.EmailBackend'" in result.stdout
+
+
+def test_environment_overrides_are_marked(mailqueue: Run) -> None:
+    result = mailqueue("settings", env={"EMAIL_PORT": "2525"})
+    assert any(line.split()[:3] == ["EMAIL_PORT", "2525", "(env)"] for line in result.stdout.splitlines())
+
+
+def test_json_masks_passwords(mailqueue: Run) -> None:
+    result = mailqueue("settings", "--json", env={"EMAIL_HOST_PASSWORD": "hunter2"})
+    values = json.loads(result.stdout)
+    assert values["EMAIL_HOST_PASSWORD"] == "********"
+    assert "hunter2" not in result.stdout
+
+
+def test_settings_module_is_found_from_the_working_directory(mailqueue: Run, tmp_path: Path) -> None:
+    (tmp_path / "mysite_mail.py").write_text("EMAIL_HOST = 'smtp.example.net'\n")
+    result = mailqueue("--settings", "mysite_mail", "settings", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["EMAIL_HOST"] == "smtp.example.net"
+
+
+def test_repository_config_profiles_load(mailqueue: Run) -> None:
+    repository = Path(__file__).resolve().parents[2]
+    result = mailqueue("settings", "--json", env={"MAILQUEUE_SETTINGS": "config.test", "PYTHONPATH": str(repository)})
+    assert result.returncode == 0, result.stderr
