@@ -6,6 +6,7 @@ overrides, and its non-ASCII domains are IDNA-encoded so any server accepts them
 
 from __future__ import annotations
 
+from email.errors import HeaderParseError
 from email.headerregistry import Address, AddressHeader
 
 from mailqueue.exceptions import InvalidMessage
@@ -34,7 +35,10 @@ def envelope_address(address: str, *, force_ascii: bool = True) -> str:
     """
     if not isinstance(address, str):
         raise TypeError(f"An email address must be a str, not {type(address).__name__}: {address!r}")
-    parsed = AddressHeader.value_parser(address)
+    try:
+        parsed = AddressHeader.value_parser(address)
+    except (IndexError, HeaderParseError):  # the stdlib parser crashes on some input, e.g. "to@"
+        raise InvalidMessage(f"Invalid address {address!r}: cannot be parsed") from None
     defects = {str(defect) for defect in parsed.all_defects} - _TOLERATED_DEFECTS
     if not force_ascii:
         defects.discard(_NON_ASCII_LOCAL_PART)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from mailqueue.backends.console import SEPARATOR
@@ -32,10 +33,13 @@ class EmailBackend(ConsoleEmailBackend):
         self.stream.write(SEPARATOR.encode() + b"\n")
 
     def _get_filename(self) -> str:
-        """This instance's file: a timestamp plus the instance's id, so instances never share."""
+        """This instance's file: a timestamp plus a random part, so instances never share one.
+
+        (Django uses ``id(self)``, which a later instance can reuse once this one is gone.)
+        """
         if self._filename is None:
             timestamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-            self._filename = os.path.join(self.file_path, f"{timestamp}-{abs(id(self))}.log")
+            self._filename = os.path.join(self.file_path, f"{timestamp}-{uuid.uuid4().hex}.log")
         return self._filename
 
     def open(self) -> bool:
