@@ -1,0 +1,131 @@
+"""The queue backend: ``send_messages`` returns once the messages are safely on the broker.
+
+Every message is validated and serialized first (bad addresses, header injection, an
+oversize message: the caller gets the error and nothing is enqueued). The payloads then
+go to the broker in tasks of at most MAILQUEUE_BATCH_SIZE messages, and each accepted
+message gets a ``delivery`` handle (``mailqueue.delivery.Delivery``).
+
+Workers deliver them (``celery -A workers worker``); this module never imports them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mailqueue.backends.base import BaseEmailBackend
+from mailqueue.conf import settings
+from mailqueue.delivery import Delivery
+from mailqueue.envelope import Envelope
+from mailqueue.exceptions import BrokerUnavailable
+from mailqueue.producer import Publisher, get_publisher
+
+if TYPE_CHECKING:
+    from mailqueue.message import EmailMessage
+
+__all__ = ["EmailBackend"]
+
+DELIVERY_ATTRIBUTE = "delivery"  # set on every message this backend enqueues
+
+Accepted = tuple["EmailMessage", Envelope]
+
+
+class EmailBackend(BaseEmailBackend):
+    """Enqueue messages for the worker fleet instead of sending them.
+
+    Keyword arguments override the settings for this backend: ``broker_url``
+    (MAILQUEUE_BROKER_URL), ``queue`` (MAILQUEUE_QUEUE), ``batch_size``
+    (MAILQUEUE_BATCH_SIZE) and ``max_message_size`` (MAILQUEUE_MAX_MESSAGE_SIZE).
+    """
+
+    def __init__(
+        self,
+        *,
+        fail_silently: bool = False,
+        broker_url: str | None = None,
+        queue: str | None = None,
+        batch_size: int | None = None,
+        max_message_size: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(fail_silently=fail_silently, **kwargs)
+        self.broker_url = broker_url or None  # resolved on first use: it may start the embedded Redis
+        self.queue: str = queue or settings.MAILQUEUE_QUEUE
+        self.batch_size = _positive_int("batch_size", batch_size, "MAILQUEUE_BATCH_SIZE")
+        self.max_message_size = _positive_int("max_message_size", max_message_size, "MAILQUEUE_MAX_MESSAGE_SIZE")
+        self.publisher: Publisher | None = None
+
+    def open(self) -> bool:
+        """Bind this backend to the process's pooled publisher; True if this call did it.
+
+        Connections belong to a process-wide pool, so nothing is connected here: the
+        first publish connects, and an unreachable broker is reported there.
+        """
+        if self.publisher is not None:
+            return False
+        self.publisher = get_publisher(self.broker_url)
+        return True
+
+    def close(self) -> None:
+        """Unbind; the pooled connections stay open for the next backend."""
+        self.publisher = None
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        """Enqueue the messages and return how many were enqueued."""
+        if not email_messages:
+            return 0
+        accepted = self.serialize(email_messages)
+        if not accepted:
+            return 0
+        new_connection = self.open()
+        try:
+            return self._publish(accepted)
+        finally:
+            if new_connection:
+                self.close()
+
+    def serialize(self, email_messages: Sequence[EmailMessage]) -> list[Accepted]:
+        """Build and check every message once, before anything is enqueued.
+
+        Messages without recipients are skipped, as Django's SMTP backend does.
+        """
+        return [
+            (message, Envelope.from_email_message(message, max_size=self.max_message_size))
+            for message in email_messages
+            if message.recipients()
+        ]
+
+    def _publish(self, accepted: list[Accepted]) -> int:
+        assert self.publisher is not None
+        enqueued = 0
+        for batch in _batches(accepted, self.batch_size):
+            task_id = str(uuid.uuid4())
+            try:
+                payloads = [envelope.to_payload() for _, envelope in batch]
+                self.publisher.publish(payloads, task_id=task_id, queue=self.queue)
+            except BrokerUnavailable as error:
+                if self.fail_silently:
+                    return enqueued
+                if enqueued:
+                    error.add_note(f"{enqueued} of {len(accepted)} messages had been enqueued (those have a delivery).")
+                raise
+            for message, envelope in batch:
+                # setattr: the attribute is the backend's addition to the message API
+                setattr(message, DELIVERY_ATTRIBUTE, Delivery(task_id, message_id=envelope.message_id))
+            enqueued += len(batch)
+        return enqueued
+
+
+def _batches(items: list[Accepted], size: int) -> Iterator[list[Accepted]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _positive_int(argument: str, value: int | None, setting: str) -> int:
+    """The argument if given, else the setting; either must be a positive integer."""
+    chosen = getattr(settings, setting) if value is None else value
+    if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
+        source = setting if value is None else f"The {argument} argument"
+        raise ValueError(f"{source} must be a positive integer, not {chosen!r}.")
+    return chosen

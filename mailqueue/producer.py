@@ -1,0 +1,162 @@
+"""Publishing delivery tasks by name, through one pooled publisher per broker and process.
+
+An application pays for this inside a web request, so the hot path is kept to one
+Redis round trip (an LPUSH):
+
+- the publishing Celery app has NO result backend: with a Redis result backend configured,
+  Celery subscribes to the task's result channel on every send, an extra round trip. The
+  ``Delivery`` handle reads results through a separate app (``mailqueue.delivery``);
+- kombu's producer pool reuses connections and producers across calls and threads;
+- kombu's Redis channel builds a new ``redis.Redis`` client object for every publish,
+  which costs more than the round trip itself; our channel keeps one per pool;
+- the queue is not re-declared on every publish: a task sent to the default exchange is
+  an LPUSH to the list named after the queue, which needs no binding;
+- the task body is not base64-encoded a second time (the payload already is JSON).
+
+It fails fast: one connection attempt bounded by MAILQUEUE_BROKER_CONNECT_TIMEOUT and
+no kombu retry loop, so an unreachable broker raises BrokerUnavailable within seconds.
+
+The producer never imports ``workers``: the task is sent by name (``DELIVER_TASK``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import kombu.exceptions
+from celery import Celery
+from celery.utils.nodenames import anon_nodename
+from kombu.transport import redis as kombu_redis
+
+from mailqueue.broker import broker_url, redacted, shared_celery_config
+from mailqueue.conf import settings
+from mailqueue.envelope import DELIVER_TASK
+from mailqueue.exceptions import BrokerUnavailable
+
+__all__ = ["Publisher", "close_publishers", "get_publisher"]
+
+FAST_SCHEMES = ("redis", "rediss")  # schemes served by kombu's plain Redis transport
+
+
+class _ReusingClientChannel(kombu_redis.Channel):
+    """A Redis channel that reuses one client object per connection pool for publishing."""
+
+    _publish_client: Any = None
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        if asynchronous:
+            return super()._create_client(asynchronous=True)
+        client = self._publish_client
+        if client is None or client.connection_pool is not self.pool:
+            client = self._publish_client = super()._create_client()
+        return client
+
+
+class _PublishingRedisTransport(kombu_redis.Transport):
+    Channel = _ReusingClientChannel
+
+
+@dataclass(frozen=True, slots=True)
+class _PublisherKey:
+    url: str
+    connect_timeout: float
+    socket_timeout: float
+    pid: int  # a forked child must not share its parent's sockets
+
+
+class Publisher:
+    """Sends delivery tasks to one broker; thread-safe, one per process and broker URL."""
+
+    def __init__(self, url: str, *, connect_timeout: float, socket_timeout: float) -> None:
+        self.url = url
+        self.app = _publishing_app(url, connect_timeout=connect_timeout, socket_timeout=socket_timeout)
+        self._origin = anon_nodename()
+        connection = self.app.connection_for_write()  # not connected: only asked for its error types
+        # Channel errors too: a broker that answers but refuses the write (out of memory, read-only
+        # replica) has not enqueued anything either.
+        self._errors = (kombu.exceptions.OperationalError, *connection.connection_errors, *connection.channel_errors)
+
+    def publish(self, payloads: Sequence[dict[str, Any]], *, task_id: str, queue: str) -> None:
+        """Put one delivery task (a batch of payloads) on ``queue``, or raise BrokerUnavailable.
+
+        This is what ``app.send_task(DELIVER_TASK, args=[payloads], task_id=task_id,
+        queue=queue)`` puts on the wire, minus its result-backend call and retry loop.
+        """
+        amqp = self.app.amqp
+        message = amqp.create_task_message(
+            task_id, DELIVER_TASK, [list(payloads)],
+            argsrepr=_summary(payloads), kwargsrepr="{}", origin=self._origin,
+        )
+        try:
+            with self.app.producer_pool.acquire(block=True) as producer:
+                amqp.send_task_message(producer, DELIVER_TASK, message, queue=queue, declare=[], retry=False)
+        except self._errors as error:
+            raise BrokerUnavailable(
+                f"Could not enqueue on the broker at {redacted(self.url)}: {str(error).rstrip('.')}. Check "
+                "MAILQUEUE_BROKER_URL and that the broker is running and accepts writes."
+            ) from error
+
+    def close(self) -> None:
+        """Close the pooled connections (they reopen on the next publish)."""
+        self.app.close()
+
+
+def _publishing_app(url: str, *, connect_timeout: float, socket_timeout: float) -> Celery:
+    """A minimal Celery app that only sends tasks by name; it has no tasks and no result backend."""
+    app = Celery("mailqueue-producer", set_as_current=False, broker=url, backend=None)
+    config = shared_celery_config()
+    config["broker_transport_options"] = {
+        **config["broker_transport_options"],
+        "max_retries": 0,  # kombu would otherwise retry the connection in a loop
+        "socket_connect_timeout": connect_timeout,
+        "socket_timeout": socket_timeout,
+        "body_encoding": "utf-8",  # the JSON body travels as is, not base64'd again
+    }
+    if urlsplit(url).scheme in FAST_SCHEMES:
+        config["broker_transport"] = _PublishingRedisTransport
+    config.update(broker_connection_retry=False, broker_connection_timeout=connect_timeout, result_backend=None)
+    app.conf.update(config)
+    return app
+
+
+def _summary(payloads: Sequence[dict[str, Any]]) -> str:
+    """What monitoring tools (flower, celery inspect) show instead of the whole batch."""
+    first = payloads[0]["message_id"] if payloads else ""
+    more = f" and {len(payloads) - 1} more" if len(payloads) > 1 else ""
+    return f"[{len(payloads)} message(s): {first}{more}]"
+
+
+_publishers: dict[_PublisherKey, Publisher] = {}
+_publishers_lock = threading.Lock()
+
+
+def get_publisher(url: str | None = None) -> Publisher:
+    """The process's publisher for ``url`` (default: MAILQUEUE_BROKER_URL), created once."""
+    key = _PublisherKey(
+        url=url or broker_url(),
+        connect_timeout=float(settings.MAILQUEUE_BROKER_CONNECT_TIMEOUT),
+        socket_timeout=float(settings.MAILQUEUE_BROKER_SOCKET_TIMEOUT),
+        pid=os.getpid(),
+    )
+    publisher = _publishers.get(key)
+    if publisher is None:
+        with _publishers_lock:
+            publisher = _publishers.get(key)
+            if publisher is None:
+                publisher = Publisher(key.url, connect_timeout=key.connect_timeout, socket_timeout=key.socket_timeout)
+                _publishers[key] = publisher
+    return publisher
+
+
+def close_publishers() -> None:
+    """Close and forget every publisher of this process (tests, shutdown)."""
+    with _publishers_lock:
+        publishers = list(_publishers.values())
+        _publishers.clear()
+    for publisher in publishers:
+        publisher.close()
