@@ -9,10 +9,9 @@ from __future__ import annotations
 import datetime
 import email.utils
 import re
-from typing import Any
-
 from email.headerregistry import Address, AddressHeader
 from email.message import Message
+from typing import Any, cast
 
 from mailqueue.addresses import punycode
 from mailqueue.exceptions import InvalidMessage
@@ -92,7 +91,8 @@ def punycode_address_headers(msg: Message) -> None:
             continue
         if all(address.domain.isascii() for address in value.addresses):
             continue
-        msg.replace_header(name, [_punycoded(address) for address in value.addresses])
+        # The email package accepts Address objects for address headers (typeshed says str).
+        msg.replace_header(name, cast(Any, [_punycoded(address) for address in value.addresses]))
 
 
 def _punycoded(address: Address) -> Address:

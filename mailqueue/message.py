@@ -17,7 +17,7 @@ from email.message import MIMEPart
 from email.mime.base import MIMEBase
 from email.policy import Policy
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from mailqueue.attachments import (
     DEFAULT_ATTACHMENT_MIME_TYPE,
@@ -195,7 +195,7 @@ class EmailMessage:
         charset = self._charset()
         for attachment in self.attachments:
             if isinstance(attachment, MIMEPart):
-                msg.attach(attachment)
+                msg.attach(cast(email.message.EmailMessage, attachment))
             else:
                 add_attachment(msg, attachment, encoding=charset)
 
@@ -226,7 +226,7 @@ class EmailMessage:
 
     def attach(
         self,
-        filename: str | MIMEPart | None = None,
+        filename: str | MIMEPart | MIMEBase | None = None,
         content: Any = None,
         mimetype: str | None = None,
     ) -> None:
@@ -238,7 +238,9 @@ class EmailMessage:
         """
         if isinstance(filename, MIMEPart):
             if content is not None or mimetype is not None:
-                raise ValueError("content and mimetype must not be given when a MIMEPart instance is provided.")
+                raise ValueError(
+                    "content and mimetype must not be given when a MIMEPart instance is provided."
+                )
             self.attachments.append(filename)
         elif isinstance(filename, MIMEBase):
             raise TypeError(

@@ -82,7 +82,7 @@ class Case:
 
 def build(library: Library, case: Case) -> Any:
     """The library's EmailMessage (or EmailMultiAlternatives) for ``case``."""
-    kwargs = {"cc": list(case.cc), "bcc": list(case.bcc), "reply_to": list(case.reply_to)}
+    kwargs: dict[str, Any] = {"cc": list(case.cc), "bcc": list(case.bcc), "reply_to": list(case.reply_to)}
     if case.headers is not None:
         kwargs["headers"] = dict(case.headers)
     if case.init_attachments:
@@ -218,8 +218,10 @@ CASES: list[Case] = [
     )),
     Case("attach-file", attachments=(AttachFile("hello.txt", b"hello\n"), AttachFile("raw.dat", b"\x00\xff"),
                                      AttachFile("bad.txt", b"\xff\xfe"), AttachFile("forced.bin", b"x", "text/plain"))),
-    Case("constructor-attachments", init_attachments=(("a.txt", "first\n", "text/plain"),
-                                                      mailqueue.message.EmailAttachment("b.bin", b"\x01", "application/x-b"))),
+    Case("constructor-attachments", init_attachments=(
+        ("a.txt", "first\n", "text/plain"),
+        mailqueue.message.EmailAttachment("b.bin", b"\x01", "application/x-b"),
+    )),
     Case("mimepart-attachments", attachments=(AttachPart(inline_image), AttachPart(ical_part))),
     Case("alternative-and-attachments", alternatives=(("<p>html</p>", "text/html"),),
          attachments=(Attach("a.txt", "text\n"), AttachPart(inline_image))),

@@ -35,7 +35,7 @@ if not settings.configured:
 
 from django.core import mail as django_mail  # noqa: E402
 
-DJANGO = Library(
+DJANGO: Library = Library(
     name="django",
     EmailMessage=django_mail.EmailMessage,
     EmailMultiAlternatives=django_mail.EmailMultiAlternatives,

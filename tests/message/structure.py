@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from email.headerregistry import ParameterizedMIMEHeader
 from email.message import Message
-from typing import Any
+from typing import Any, cast
 
 MASKED = "<masked>"
 # Headers whose values are generated anew for every message.
@@ -59,7 +59,7 @@ def describe_part(part: Message) -> Part:
         payload = None
     else:
         children = ()
-        payload = part.get_payload(decode=True)
+        payload = cast(bytes, part.get_payload(decode=True))
     return Part(
         headers=tuple(_header(name, value) for name, value in part.items()),
         content_type=part.get_content_type(),
@@ -75,7 +75,7 @@ def describe_part(part: Message) -> Part:
 
 def _children(part: Message) -> list[Message]:
     payload = part.get_payload()
-    return payload if isinstance(payload, list) else []
+    return [child for child in payload if isinstance(child, Message)] if isinstance(payload, list) else []
 
 
 def _header(name: str, value: Any) -> tuple[str, Any]:

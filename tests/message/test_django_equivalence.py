@@ -71,26 +71,36 @@ display_names = one_line
 bodies = st.text(_NO_SURROGATES, max_size=400)
 filenames = one_line.filter(bool)
 contents = st.one_of(st.binary(max_size=200), st.text(_NO_SURROGATES, max_size=200))
-mimetypes = st.sampled_from([None, "text/plain", "text/csv", "application/pdf", "image/png", "text/html"])
+mimetypes = st.sampled_from(
+    [None, "text/plain", "text/csv", "text/html", "application/pdf", "image/png", "message/rfc822"]
+)
+domains = st.sampled_from(["example.com", "exämple.com", "пример.рф", "münchen.de"])
+
+
+@st.composite
+def addresses(draw: st.DrawFn, local_part: str) -> str:
+    return str(Address(display_name=draw(display_names), username=local_part, domain=draw(domains)))
 
 
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
-    name = draw(display_names)
     attachments = draw(st.lists(st.builds(Attach, filenames, contents, mimetypes), max_size=3))
     alternative = draw(st.one_of(st.none(), bodies))
     return Case(
         "generated",
         subject=draw(one_line),
         body=draw(bodies),
-        from_email=str(Address(display_name=name, addr_spec="from@example.com")),
-        to=(str(Address(display_name=draw(display_names), addr_spec="to@exämple.com")),),
+        from_email=draw(addresses("from")),
+        to=tuple(draw(st.lists(addresses("to"), max_size=2))),
+        cc=tuple(draw(st.lists(addresses("cc"), max_size=1))),
+        reply_to=tuple(draw(st.lists(addresses("reply"), max_size=1))),
+        headers={"X-Custom": draw(one_line)},
         attachments=tuple(attachments),
         alternatives=() if alternative is None else ((alternative, "text/html"),),
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases(), policy_name=st.sampled_from(sorted(POLICIES)))
 def test_generated_messages_match_django(case: Case, policy_name: str) -> None:
     outputs = _outcomes(case, POLICIES[policy_name])

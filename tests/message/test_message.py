@@ -1,0 +1,275 @@
+"""EmailMessage and EmailMultiAlternatives: attributes, MIME structures, recipients, send()."""
+
+from __future__ import annotations
+
+import copy
+import email
+import email.message
+import email.policy
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+
+import mailqueue
+from mailqueue.backends.base import BaseEmailBackend
+from mailqueue.conf import override_settings
+from mailqueue.message import EmailAlternative, EmailMessage, EmailMultiAlternatives
+from tests.message.structure import describe, tree
+
+
+def make(cls: type[EmailMessage] = EmailMessage, **kwargs: Any) -> Any:
+    arguments: dict[str, Any] = {
+        "subject": "Subject", "body": "Body", "from_email": "from@example.com", "to": ["to@example.com"],
+    }
+    return cls(**(arguments | kwargs))
+
+
+def structure(message: EmailMessage) -> tuple[Any, ...]:
+    return tree(describe(message.message()))
+
+
+# --- Construction ------------------------------------------------------------------------------
+
+
+def test_constructor_stores_every_argument() -> None:
+    connection = BaseEmailBackend()
+    message = EmailMessage(
+        "Subject", "Body", "from@example.com", ("to@example.com",), bcc=("b@example.com",),
+        connection=connection, headers={"X-A": "1"}, cc=["c@example.com"], reply_to=["r@example.com"],
+    )
+    assert (message.subject, message.body, message.from_email) == ("Subject", "Body", "from@example.com")
+    assert (message.to, message.cc, message.bcc, message.reply_to) == (
+        ["to@example.com"], ["c@example.com"], ["b@example.com"], ["r@example.com"])
+    assert (message.extra_headers, message.connection, message.attachments) == ({"X-A": "1"}, connection, [])
+
+
+def test_all_arguments_are_optional() -> None:
+    message = EmailMessage()
+    assert (message.subject, message.body, message.to, message.recipients()) == ("", "", [], [])
+
+
+def test_options_after_to_are_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        EmailMessage("S", "Body", "from@example.com", ["to@example.com"], ["bcc@example.com"])  # type: ignore[call-arg]
+
+
+def test_recipient_lists_are_copied() -> None:
+    to = ["to@example.com"]
+    message = make(to=to)
+    to.append("late@example.com")
+    assert message.to == ["to@example.com"]
+
+
+def test_from_email_falls_back_to_default_from_email_at_construction() -> None:
+    with override_settings(DEFAULT_FROM_EMAIL="default@example.com"):
+        message = make(from_email=None)
+    assert message.from_email == "default@example.com"
+    assert message.message()["From"] == "default@example.com"
+
+
+def test_content_subtype_is_plain_by_default_and_can_be_html() -> None:
+    message = make(body="<p>Hi</p>")
+    assert message.content_subtype == "plain"
+    message.content_subtype = "html"
+    assert message.message().get_content_type() == "text/html"
+
+
+def test_encoding_falls_back_to_default_charset() -> None:
+    message = make(body="café")
+    assert message.encoding is None
+    with override_settings(DEFAULT_CHARSET="iso-8859-1"):
+        built = message.message()
+    assert (built.get_content_charset(), built.get_content()) == ("iso-8859-1", "café\n")
+
+
+def test_encoding_attribute_overrides_default_charset() -> None:
+    message = make(body="café")
+    message.encoding = "iso-8859-15"
+    assert message.message().get_content_charset() == "iso-8859-15"
+
+
+def test_message_returns_a_stdlib_email_message_with_the_given_policy() -> None:
+    built = make().message(policy=email.policy.SMTP)
+    assert isinstance(built, email.message.EmailMessage)
+    assert built.policy is email.policy.SMTP
+    assert b"\r\nSubject: Subject\r\n" in built.as_bytes()
+
+
+def test_message_does_not_change_the_email_message() -> None:
+    message = make(EmailMultiAlternatives, cc=["c@exämple.com"], headers={"To": "list@example.com"})
+    message.attach("a.txt", "text")
+    message.attach_alternative("<p>Body</p>", "text/html")
+    before = copy.deepcopy(message.__dict__)
+    message.message()
+    message.message(policy=email.policy.SMTP)
+    assert message.__dict__ == before
+
+
+# --- MIME structures ----------------------------------------------------------------------------
+
+
+def test_body_only_is_text_plain() -> None:
+    assert structure(make()) == ("text/plain",)
+
+
+def test_body_and_attachment_is_multipart_mixed() -> None:
+    message = make()
+    message.attach("a.pdf", b"%PDF")
+    assert structure(message) == ("multipart/mixed", ("text/plain",), ("application/pdf",))
+
+
+def test_body_and_alternative_is_multipart_alternative() -> None:
+    message = make(EmailMultiAlternatives)
+    message.attach_alternative("<p>Body</p>", "text/html")
+    assert structure(message) == ("multipart/alternative", ("text/plain",), ("text/html",))
+
+
+def test_alternatives_and_attachments_are_mixed_containing_alternative() -> None:
+    message = make(EmailMultiAlternatives)
+    message.attach_alternative("<p>Body</p>", "text/html")
+    message.attach("a.pdf", b"%PDF")
+    assert structure(message) == (
+        "multipart/mixed", ("multipart/alternative", ("text/plain",), ("text/html",)), ("application/pdf",))
+
+
+def test_message_with_only_an_attachment_has_no_text_part() -> None:
+    message = make(body="")
+    message.attach("a.pdf", b"%PDF")
+    assert structure(message) == ("multipart/mixed", ("application/pdf",))
+
+
+def test_message_with_only_an_alternative_has_no_text_part() -> None:
+    message = make(EmailMultiAlternatives, body="")
+    message.attach_alternative("<p>Only</p>", "text/html")
+    assert structure(message) == ("multipart/alternative", ("text/html",))
+
+
+def test_empty_message_is_an_empty_text_plain() -> None:
+    built = EmailMessage().message()
+    assert (built.get_content_type(), built.get_content()) == ("text/plain", "\n")
+
+
+def test_multi_alternatives_without_alternatives_is_text_plain() -> None:
+    assert structure(make(EmailMultiAlternatives)) == ("text/plain",)
+
+
+# --- Alternatives -------------------------------------------------------------------------------------
+
+
+def test_alternatives_from_the_constructor_become_named_tuples() -> None:
+    message = make(EmailMultiAlternatives, alternatives=[("<p>Hi</p>", "text/html")])
+    assert message.alternatives == [EmailAlternative("<p>Hi</p>", "text/html")]
+    assert message.alternatives[0].mimetype == "text/html"
+
+
+def test_attach_alternative_requires_content_and_mimetype() -> None:
+    with pytest.raises(ValueError, match="Both content and mimetype must be provided"):
+        make(EmailMultiAlternatives).attach_alternative("<p>Hi</p>", None)
+
+
+def test_attach_alternative_refuses_a_malformed_mimetype() -> None:
+    with pytest.raises(ValueError, match="'html'"):
+        make(EmailMultiAlternatives).attach_alternative("<p>Hi</p>", "html")
+
+
+def test_text_alternative_given_as_bytes_is_decoded() -> None:
+    message = make(EmailMultiAlternatives)
+    message.attach_alternative("<p>é</p>".encode(), "text/html")
+    assert message.message().get_payload()[1].get_content() == "<p>é</p>\n"
+
+
+def test_non_text_alternative_is_encoded_with_the_charset() -> None:
+    message = make(EmailMultiAlternatives)
+    message.attach_alternative('{"a": "é"}', "application/json")
+    assert message.message().get_payload()[1].get_content() == '{"a": "é"}'.encode()
+
+
+def test_body_contains_checks_the_body_and_every_text_alternative() -> None:
+    message = make(EmailMultiAlternatives, body="I am content.")
+    message.attach_alternative("<p>I am content.</p>", "text/html")
+    message.attach_alternative(b"binary", "application/octet-stream")
+    assert message.body_contains("I am content") is True
+    assert message.body_contains("<p>I am content.</p>") is False
+
+
+def test_body_contains_is_false_when_an_alternative_lacks_the_text() -> None:
+    message = make(EmailMultiAlternatives, body="Shared and more")
+    message.attach_alternative("<p>Shared</p>", "text/html")
+    assert message.body_contains("more") is False
+
+
+# --- Recipients ---------------------------------------------------------------------------------------
+
+
+def test_recipients_are_to_cc_and_bcc_without_empty_entries() -> None:
+    message = make(to=["a@example.com", ""], cc=["c@example.com"], bcc=["", "b@example.com"],
+                   reply_to=["r@example.com"])
+    assert message.recipients() == ["a@example.com", "c@example.com", "b@example.com"]
+
+
+# --- Sending -------------------------------------------------------------------------------------------
+
+
+class RecordingBackend(BaseEmailBackend):
+    """A real (in-process) backend that remembers what it was asked to do."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.opened = 0
+        self.sent: list[EmailMessage] = []
+
+    def open(self) -> bool:
+        self.opened += 1
+        return True
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        self.open()
+        self.sent.extend(email_messages)
+        return len(email_messages)
+
+
+def test_send_without_recipients_returns_zero_without_connecting() -> None:
+    backend = RecordingBackend()
+    assert make(to=[], connection=backend).send() == 0
+    assert (backend.opened, backend.sent) == (0, [])
+
+
+def test_send_uses_the_messages_connection() -> None:
+    backend = RecordingBackend()
+    message = make(connection=backend)
+    assert message.send() == 1
+    assert backend.sent == [message]
+
+
+def test_send_with_fail_silently_and_a_connection_raises_type_error() -> None:
+    message = make(connection=RecordingBackend())
+    with pytest.raises(TypeError, match=r"^fail_silently cannot be used with a connection\. Pass fail_silently "
+                                        r"to get_connection\(\) instead\.$"):
+        message.send(fail_silently=True)
+
+
+def test_get_connection_returns_the_messages_connection() -> None:
+    backend = RecordingBackend()
+    assert make(connection=backend).get_connection() is backend
+
+
+@pytest.fixture
+def outbox() -> Iterator[list[Any]]:
+    mailqueue.outbox = []
+    with override_settings(EMAIL_BACKEND="mailqueue.backends.locmem.EmailBackend"):
+        yield mailqueue.outbox
+    mailqueue.outbox = []
+
+
+def test_send_without_a_connection_uses_the_default_backend(outbox: list[Any]) -> None:
+    assert make(subject="Via default").send() == 1
+    assert [message.subject for message in outbox] == ["Via default"]
+
+
+def test_get_connection_makes_a_default_backend_with_fail_silently(outbox: list[Any]) -> None:
+    message = make()
+    connection = message.get_connection(fail_silently=True)
+    assert type(connection).__module__ == "mailqueue.backends.locmem"
+    assert connection.fail_silently is True
+    assert message.connection is None
