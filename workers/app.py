@@ -1,0 +1,126 @@
+"""The workers' Celery app, configured from mailqueue's settings: ``celery -A workers worker``.
+
+At least once, never twice:
+
+- late acknowledgement, and a task whose worker process dies is requeued;
+- prefetch 1, so a crashed worker strands at most one task per process;
+- kombu's Redis transport returns a dead worker's unacknowledged tasks once
+  MAILQUEUE_VISIBILITY_TIMEOUT has passed, but only when some worker sweeps for them; by
+  default that sweep runs every 100 s (unacked_restore_interval 10 s x throttle 10), so we
+  sweep at a fraction of the timeout instead;
+- retries never use countdowns (see ``workers.deferral``).
+
+The configuration is computed lazily, when the app first reads it, so importing ``workers``
+never connects anywhere nor starts the embedded Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, bootsteps
+from celery.signals import worker_process_shutdown
+
+from mailqueue.broker import broker_url, result_backend_url, shared_celery_config
+from mailqueue.conf import settings
+from mailqueue.envelope import DELIVER_TASK
+from workers import session, tasks
+from workers.deferral import DeferralPoller, DeferredTask, Deferrals
+from workers.store import redis_client
+
+logger = logging.getLogger(__name__)
+
+
+def restore_interval(visibility_timeout: float) -> float:
+    """How often to sweep for a dead worker's tasks: a quarter of the timeout, 1 to 10 s."""
+    return max(1.0, min(10.0, visibility_timeout / 4))
+
+
+def celery_config() -> dict[str, Any]:
+    config = shared_celery_config()
+    timeout = settings.MAILQUEUE_VISIBILITY_TIMEOUT
+    config.update(
+        broker_url=broker_url(),
+        result_backend=result_backend_url(),
+        broker_transport_options={
+            **config["broker_transport_options"],
+            "unacked_restore_interval": restore_interval(timeout),
+            "unacked_restore_throttle": 1,
+            # The sweep's lock outlives a worker killed while holding it; keep that short.
+            "unacked_mutex_expire": max(5, min(300, int(timeout))),
+        },
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # A redelivered task whose result is already SUCCESS is skipped, not run again.
+        worker_deduplicate_successful_tasks=True,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        task_routes={DELIVER_TASK: {"queue": settings.MAILQUEUE_QUEUE}},
+    )
+    return config
+
+
+class DeliveryLifecycle(bootsteps.StartStopStep):
+    """Runs in the worker's main process: the deferred-retry poller and closing SMTP sessions.
+
+    A bootstep rather than worker_ready/worker_shutdown receivers: it runs for every kind of
+    worker (``celery worker``, and the embedded worker of the tests, which sends neither
+    signal), on warm and cold shutdown alike.
+    """
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.poller: DeferralPoller | None = None
+
+    def start(self, parent: Any) -> None:
+        try:
+            self.poller = make_poller(parent.app)
+            self.poller.start()
+        except Exception:
+            logger.exception("Could not start the deferred-retry poller; deferred mail waits for another worker")
+
+    def stop(self, parent: Any) -> None:
+        try:
+            if self.poller is not None:
+                self.poller.stop()
+        except Exception:
+            logger.exception("Stopping the deferred-retry poller failed")
+        session.close_all()
+
+    terminate = stop
+
+
+def make_poller(app: Celery) -> DeferralPoller:
+    def enqueue(entry: DeferredTask) -> None:
+        app.send_task(DELIVER_TASK, args=[entry.payloads],
+                      kwargs={"attempt": entry.attempt, "report": entry.report},
+                      task_id=entry.task_id, queue=settings.MAILQUEUE_QUEUE)
+
+    return DeferralPoller(Deferrals(redis_client()), enqueue,
+                          interval=float(settings.MAILQUEUE_DEFERRED_POLL_INTERVAL))
+
+
+def close_sessions_safely(**kwargs: Any) -> None:
+    """Signal receiver (prefork child exiting): a failure is logged, never fatal."""
+    try:
+        session.close_all()
+    except Exception:
+        logger.exception("Closing SMTP sessions at process shutdown failed")
+
+
+worker_process_shutdown.connect(close_sessions_safely, weak=False)
+
+
+def create_app(main: str = "workers") -> Celery:
+    app = Celery(main, set_as_current=False)
+    app.add_defaults(celery_config)  # evaluated when the app first reads its configuration
+    app.steps["worker"].add(DeliveryLifecycle)
+    tasks.register(app)
+    return app
+
+
+app = create_app()

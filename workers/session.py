@@ -1,0 +1,150 @@
+"""One long-lived SMTP connection per worker process (per thread under the threads pool).
+
+Opening an SMTP connection (TCP, EHLO, STARTTLS, AUTH) costs more than sending a message, so
+a worker keeps one open across tasks. The connection is opened lazily by the first send,
+reopened by the backend after a disconnect, retired after MAILQUEUE_CONNECTION_MAX_AGE seconds
+or MAILQUEUE_CONNECTION_MAX_MESSAGES messages (servers and load balancers drop old ones), and
+closed when the worker shuts down.
+
+A server often drops an idle connection without telling us; the next send then fails before
+anything was accepted. So when a send on a *reused* connection finds it dead, the session
+tries once more on a fresh connection instead of deferring the message for minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from mailqueue.conf import settings
+from mailqueue.envelope import Envelope
+from mailqueue.exceptions import ImproperlyConfigured
+from mailqueue.loading import import_string
+from mailqueue.outcomes import RecipientOutcome, Status
+
+logger = logging.getLogger(__name__)
+
+
+class DeliveryBackend(Protocol):
+    def send_serialized(
+        self, message: bytes, *, sender: str, recipients: Sequence[str]
+    ) -> list[RecipientOutcome]: ...
+
+    def close(self) -> None: ...
+
+
+def connection_lost(outcomes: Sequence[RecipientOutcome]) -> bool:
+    """No reply at all for any recipient: the connection failed, not the recipients."""
+    return bool(outcomes) and all(o.status is Status.TRANSIENT and o.code is None for o in outcomes)
+
+
+def build_backend() -> DeliveryBackend:
+    """The backend named by MAILQUEUE_DELIVERY_BACKEND, configured from the EMAIL_* settings."""
+    path = settings.MAILQUEUE_DELIVERY_BACKEND
+    backend_class = import_string(path, setting="MAILQUEUE_DELIVERY_BACKEND")
+    if not callable(getattr(backend_class, "send_serialized", None)):
+        raise ImproperlyConfigured(
+            f"MAILQUEUE_DELIVERY_BACKEND={path!r} has no send_serialized(message, *, sender, recipients); "
+            "workers need a backend that reports per-recipient outcomes, such as "
+            "'mailqueue.backends.smtp.EmailBackend'."
+        )
+    backend: DeliveryBackend = backend_class()
+    return backend
+
+
+class Session:
+    """A backend plus the bookkeeping that decides when its connection is retired."""
+
+    def __init__(
+        self,
+        factory: Callable[[], DeliveryBackend] = build_backend,
+        *,
+        max_age: float,
+        max_messages: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.factory = factory
+        self.max_age = max_age
+        self.max_messages = max_messages
+        self.clock = clock
+        self.backend: DeliveryBackend | None = None
+        self.opened_at: float | None = None  # time of the first send on the current connection
+        self.sent = 0  # messages sent over the current connection
+
+    @classmethod
+    def from_settings(cls) -> Session:
+        return cls(max_age=float(settings.MAILQUEUE_CONNECTION_MAX_AGE),
+                   max_messages=int(settings.MAILQUEUE_CONNECTION_MAX_MESSAGES))
+
+    def send(self, envelope: Envelope) -> list[RecipientOutcome]:
+        """Send one message over the long-lived connection; never raises for SMTP failures."""
+        if self._expired():
+            self.close()
+        reused = self.sent > 0
+        outcomes = self._send_once(envelope)
+        if connection_lost(outcomes) and reused:
+            logger.info("SMTP connection was dropped; retrying %s on a new one", envelope.message_id)
+            outcomes = self._send_once(envelope)
+        return outcomes
+
+    def _send_once(self, envelope: Envelope) -> list[RecipientOutcome]:
+        if self.backend is None:
+            self.backend = self.factory()
+        outcomes = self.backend.send_serialized(
+            envelope.message, sender=envelope.sender, recipients=envelope.recipients)
+        if connection_lost(outcomes):
+            self._forget_connection()  # the backend dropped it; the next send opens a new one
+            return outcomes
+        if self.opened_at is None:
+            self.opened_at = self.clock()
+        self.sent += 1
+        return outcomes
+
+    def _expired(self) -> bool:
+        if self.opened_at is None:
+            return False
+        return self.sent >= self.max_messages or self.clock() - self.opened_at >= self.max_age
+
+    def _forget_connection(self) -> None:
+        self.opened_at = None
+        self.sent = 0
+
+    def close(self) -> None:
+        """Close the connection (it is reopened by the next send); errors are logged, not raised."""
+        backend = self.backend
+        self._forget_connection()
+        if backend is None:
+            return
+        try:
+            backend.close()
+        except Exception:
+            logger.warning("Closing the SMTP connection failed", exc_info=True)
+
+
+_local = threading.local()
+_sessions: list[Session] = []
+_sessions_lock = threading.Lock()
+
+
+def current() -> Session:
+    """This thread's session, created on first use."""
+    session: Session | None = getattr(_local, "session", None)
+    if session is None:
+        session = Session.from_settings()
+        _local.session = session
+    with _sessions_lock:
+        if session not in _sessions:  # new, or closed by close_all() and used again
+            _sessions.append(session)
+    return session
+
+
+def close_all(**_signal_kwargs: Any) -> None:
+    """Close every session of this process (worker shutdown). Usable as a signal receiver."""
+    with _sessions_lock:
+        sessions = list(_sessions)
+        _sessions.clear()
+    for session in sessions:
+        session.close()

@@ -1,0 +1,65 @@
+"""The Redis the workers keep their state in (ledger, deferred retries, dead letters).
+
+It is the broker's Redis: the state then lives and dies with the tasks it describes, and an
+operator has one server to back up. One client per URL per process; redis-py clients are
+thread-safe and reset their connection pool in a forked child.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+from dataclasses import dataclass
+
+import redis
+
+from mailqueue import keys
+from mailqueue.broker import broker_url
+from mailqueue.conf import settings
+from workers.deadletters import DeadLetters
+from workers.deferral import Deferrals
+from workers.ledger import Ledger
+from workers.retry import RetryPolicy
+
+
+@functools.lru_cache(maxsize=8)
+def client_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, health_check_interval=30)
+
+
+def redis_client() -> redis.Redis:
+    return client_for(broker_url())
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """What one delivery round needs, built from the current settings."""
+
+    client: redis.Redis
+    ledger: Ledger
+    deferrals: Deferrals
+    dead_letters: DeadLetters
+    policy: RetryPolicy
+    hostname: str
+
+    @classmethod
+    def from_settings(cls, *, hostname: str | None = None) -> Stores:
+        client = redis_client()
+        return cls(
+            client=client,
+            ledger=Ledger(client, ttl=settings.MAILQUEUE_LEDGER_TTL),
+            deferrals=Deferrals(client),
+            dead_letters=DeadLetters(client),
+            policy=RetryPolicy.from_settings(),
+            hostname=hostname or socket.gethostname(),
+        )
+
+    def count(self, **increments: int) -> None:
+        """Add to the running totals that `mailqueue stats` shows."""
+        increments = {name: amount for name, amount in increments.items() if amount}
+        if not increments:
+            return
+        with self.client.pipeline(transaction=False) as pipe:
+            for name, amount in increments.items():
+                pipe.hincrby(keys.stats_key(), name, amount)
+            pipe.execute()

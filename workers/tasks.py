@@ -1,0 +1,251 @@
+"""The delivery task, ``mailqueue.deliver``: one round of delivery for a batch of payloads.
+
+A round sends every message over the worker's long-lived SMTP connection, skipping the
+recipients the ledger says were already accepted. Then:
+
+- every recipient settled (accepted, or failed for good): the task returns the report;
+- some recipients failed transiently and the policy allows another try: the round stores its
+  partial report as state DEFERRED, parks the still-pending recipients in the deferred set
+  and ends with ``Ignore`` (acked, no result stored); the poller re-sends the task later
+  with the same id, so ``AsyncResult(task_id).get()`` returns only the final report;
+- out of retries: the pending recipients fail with the last error the server gave.
+
+A message that fails for good is dead-lettered. If the round itself crashes, its unsettled
+messages are dead-lettered with the traceback: with late acks, a task that raises is acked,
+and its mail would otherwise be lost. If Redis (where that state lives) is away, the task is
+handed back to the broker instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Ignore, Reject
+from redis.exceptions import RedisError
+
+from mailqueue.conf import settings
+from mailqueue.envelope import Envelope
+from mailqueue.exceptions import UnsupportedPayload
+from mailqueue.outcomes import RecipientOutcome, Status
+from workers import session
+from workers.deferral import DeferredTask
+from workers.report import (
+    ACCEPTED,
+    FAILED,
+    PENDING,
+    Report,
+    fail_recipient,
+    failures,
+    last_error,
+    message_entry,
+    new_report,
+    record_ledger_hit,
+    record_outcome,
+    recipients_with,
+    settle,
+    tally,
+)
+from workers.store import Stores
+
+logger = logging.getLogger(__name__)
+
+DEFERRED = "DEFERRED"  # task state while a round waits in the deferred set
+# A lost connection gets one fresh try (by the session); after that the rest of the batch waits.
+MAX_LOST_CONNECTIONS = 2
+
+
+class DeliveryRound:
+    """The state of one round: the batch, the report so far, and the stores it writes to."""
+
+    def __init__(self, *, task_id: str, attempt: int, report: Report | None, stores: Stores) -> None:
+        self.task_id = task_id
+        self.attempt = attempt  # 1 for the first try
+        self.stores = stores
+        self.report = report or new_report(task_id, hostname=stores.hostname)
+        self.report.update(attempts=attempt, retries=attempt - 1, hostname=stores.hostname)
+        self.envelopes: dict[str, Envelope] = {}
+        self.settled: set[str] = set()
+        # Stay well inside the visibility timeout, or Redis hands this task to a second worker.
+        self.deadline = time.monotonic() + settings.MAILQUEUE_VISIBILITY_TIMEOUT / 2
+
+    # --- sending ---------------------------------------------------------------------------
+    def run(self, payloads: list[dict[str, Any]]) -> None:
+        for index, payload in enumerate(payloads):
+            self._parse(index, payload)
+        lost_in_a_row = 0
+        for envelope in list(self.envelopes.values()):
+            if lost_in_a_row >= MAX_LOST_CONNECTIONS:
+                self._postpone(envelope, "not attempted: the SMTP server could not be reached")
+            elif time.monotonic() > self.deadline:
+                self._postpone(envelope, "not attempted: the task ran for half the visibility timeout")
+            else:
+                outcomes = self._deliver(envelope)
+                lost_in_a_row = lost_in_a_row + 1 if session.connection_lost(outcomes) else 0
+                self._settle(envelope)
+
+    def _parse(self, index: int, payload: Any) -> None:
+        try:
+            envelope = Envelope.from_payload(payload)
+        except UnsupportedPayload as error:
+            self._dead_letter_payload(index, payload, error)
+            return
+        self.envelopes[envelope.message_id] = envelope
+
+    def _deliver(self, envelope: Envelope) -> list[RecipientOutcome]:
+        message_id = envelope.message_id
+        message_entry(self.report, message_id)["attempts"] += 1
+        already = self.stores.ledger.accepted(message_id)
+        todo = []
+        for recipient in dict.fromkeys(envelope.recipients):  # one copy per address
+            if recipient in already:
+                record_ledger_hit(self.report, message_id, recipient)
+            else:
+                todo.append(recipient)
+        if not todo:
+            return []
+        outcomes = session.current().send(envelope.with_recipients(todo))
+        self.stores.ledger.record(message_id, [outcome.recipient for outcome in outcomes if outcome.accepted])
+        answered = {outcome.recipient for outcome in outcomes}
+        outcomes += [RecipientOutcome(r, Status.TRANSIENT, None, "no outcome reported by the backend")
+                     for r in todo if r not in answered]
+        for outcome in outcomes:
+            record_outcome(self.report, message_id, outcome)
+        self._log_outcomes(message_id, outcomes)
+        return outcomes
+
+    def _postpone(self, envelope: Envelope, reason: str) -> None:
+        for recipient in envelope.recipients:
+            record_outcome(self.report, envelope.message_id, RecipientOutcome(recipient, Status.TRANSIENT, None, reason))
+
+    # --- settling --------------------------------------------------------------------------
+    def _settle(self, envelope: Envelope, *, error: dict[str, Any] | None = None) -> None:
+        message_id = envelope.message_id
+        status = settle(self.report, message_id)
+        if status is None:
+            return
+        self.settled.add(message_id)
+        if status != FAILED:
+            self.stores.count(sent=1)
+            return
+        failed = failures(self.report, message_id)
+        letter = self.stores.dead_letters.add(
+            task_id=self.task_id,
+            payload=envelope.with_recipients(failed).to_payload(),
+            failures=failed,
+            error=error or last_error(self.report, message_id),
+            attempts=message_entry(self.report, message_id)["attempts"],
+            hostname=self.stores.hostname,
+        )
+        message_entry(self.report, message_id)["dead_letter"] = letter.id
+        self.stores.count(failed=1, dead_lettered=1)
+        logger.warning("Message %s failed for %d recipient(s) (%s); dead-lettered as %s",
+                       message_id, len(failed), letter.error.get("reply", ""), letter.id)
+
+    def unsettled(self) -> list[Envelope]:
+        return [envelope for message_id, envelope in self.envelopes.items() if message_id not in self.settled]
+
+    def pending_payloads(self) -> list[dict[str, Any]]:
+        """The unsettled messages, narrowed to their pending recipients: the next round's batch."""
+        return [envelope.with_recipients(recipients_with(self.report, envelope.message_id, PENDING)).to_payload()
+                for envelope in self.unsettled()]
+
+    def give_up(self) -> None:
+        """Out of retries: pending recipients fail with the last error the server gave."""
+        for envelope in self.unsettled():
+            for recipient in recipients_with(self.report, envelope.message_id, PENDING):
+                fail_recipient(self.report, envelope.message_id, recipient, reply="no reply from the server")
+            self._settle(envelope)
+
+    def dead_letter_unsettled(self, error: BaseException, trace: str) -> None:
+        """The round crashed: fail and dead-letter everything not settled yet, with the traceback."""
+        detail = {"code": None, "reply": f"delivery task crashed: {error!r}", "permanent": False, "traceback": trace}
+        for envelope in self.unsettled():
+            for recipient in envelope.recipients:
+                if message_entry(self.report, envelope.message_id)["recipients"].get(recipient, {}).get(
+                        "status") != ACCEPTED:
+                    fail_recipient(self.report, envelope.message_id, recipient, reply=detail["reply"])
+            self._settle(envelope, error=detail)
+
+    def _dead_letter_payload(self, index: int, payload: Any, error: Exception) -> None:
+        message_id = payload.get("message_id") if isinstance(payload, dict) else None
+        if not isinstance(message_id, str) or not message_id:
+            message_id = f"<invalid payload #{index} of task {self.task_id}>"
+        letter = self.stores.dead_letters.add(
+            task_id=self.task_id,
+            payload=payload if isinstance(payload, dict) else {"raw": payload},
+            failures={}, error={"code": None, "reply": str(error), "permanent": True},
+            attempts=self.attempt, hostname=self.stores.hostname,
+        )
+        message_entry(self.report, message_id).update(status=FAILED, dead_letter=letter.id)
+        self.stores.count(failed=1, dead_lettered=1)
+        logger.warning("Payload #%d of task %s is unreadable (%s); dead-lettered as %s",
+                       index, self.task_id, error, letter.id)
+
+    # --- ending ----------------------------------------------------------------------------
+    def defer(self, task: Task, payloads: list[dict[str, Any]], delay: float) -> None:
+        """Park the pending recipients until the retry is due, and end this round."""
+        due = time.time() + delay
+        tally(self.report)["next_attempt_at"] = due
+        task.update_state(state=DEFERRED, meta=self.report)
+        self.stores.deferrals.defer(DeferredTask(
+            task_id=self.task_id, payloads=payloads, attempt=self.attempt, report=self.report, due=due))
+        self.stores.count(retries=1)
+        logger.info("Task %s: %d message(s) deferred; attempt %d in %.1fs",
+                    self.task_id, len(payloads), self.attempt + 1, delay)
+        raise Ignore()
+
+    def finish(self) -> Report:
+        self.report.update(finished_at=time.time(), next_attempt_at=None)
+        tally(self.report)
+        self.stores.deferrals.cancel(self.task_id)  # a stale round of this task, if a crash left one
+        logger.info("Task %s done: %d sent, %d failed, %d retries",
+                    self.task_id, self.report["sent"], self.report["failed"], self.report["retries"])
+        return self.report
+
+    def _log_outcomes(self, message_id: str, outcomes: list[RecipientOutcome]) -> None:
+        accepted = sum(outcome.accepted for outcome in outcomes)
+        logger.info("Message %s: %d/%d recipient(s) accepted (task %s, attempt %d)",
+                    message_id, accepted, len(outcomes), self.task_id, self.attempt)
+        for outcome in outcomes:
+            if not outcome.accepted:
+                logger.warning("Message %s to %s: %s failure %s %s", message_id, outcome.recipient,
+                               outcome.status.value, outcome.code, outcome.reply)
+
+
+def deliver(self: Task, payloads: list[dict[str, Any]], attempt: int = 0, report: Report | None = None) -> Report:
+    """``mailqueue.deliver``: deliver a batch; returns the final delivery report."""
+    task_id = self.request.id or str(uuid.uuid4())
+    stores = Stores.from_settings(hostname=self.request.hostname)
+    delivery = DeliveryRound(task_id=task_id, attempt=attempt + 1, report=report, stores=stores)
+    try:
+        try:
+            delivery.run(payloads)
+            pending = delivery.pending_payloads()
+            if pending:
+                delay = stores.policy.next_delay(delivery.attempt)
+                if delay is not None:
+                    delivery.defer(self, pending, delay)
+                delivery.give_up()
+        except (Ignore, Reject, RedisError):
+            raise
+        except Exception as error:
+            logger.exception("Delivery task %s crashed; dead-lettering its unsettled messages", task_id)
+            delivery.dead_letter_unsettled(error, traceback.format_exc())
+        return delivery.finish()
+    except RedisError as error:
+        # The ledger, deferred set and dead letters are unreachable: nothing can be recorded
+        # safely, so hand the task back to the broker (the ledger prevents double sends).
+        logger.error("Delivery task %s: Redis unavailable (%s); requeueing the task", task_id, error)
+        raise Reject(error, requeue=True) from error
+
+
+def register(app: Any) -> None:
+    """Attach the delivery task to a Celery app, under the name producers send."""
+    from mailqueue.envelope import DELIVER_TASK
+
+    app.task(name=DELIVER_TASK, bind=True, shared=False)(deliver)
