@@ -133,7 +133,7 @@ class EmailMessage:
         check_header_value("Subject", str(self.subject))
         self._check_addresses()
         extra = self._checked_extra_headers()
-        items = [("Subject", str(self.subject)), *self._address_header_items()]
+        items: list[tuple[str, Any]] = [("Subject", str(self.subject)), *self._address_header_items(extra)]
         given = {name.lower() for name, _ in extra}
         if "date" not in given:
             items.append(("Date", date_value(localtime=bool(settings.EMAIL_USE_LOCALTIME))))
@@ -142,15 +142,11 @@ class EmailMessage:
         items.extend(item for item in extra if item[0].lower() not in ADDRESS_ARGUMENT_HEADERS)
         return items
 
-    def _address_header_items(self) -> list[tuple[str, Any]]:
-        """From, To, Cc and Reply-To: from ``extra_headers`` if given there, else from the
+    def _address_header_items(self, extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """From, To, Cc and Reply-To: from the extra headers if given there, else from the
         arguments (empty lists give no header)."""
-        replaced = {
-            name.lower(): value
-            for name, value in self.extra_headers.items()
-            if name.lower() in ADDRESS_ARGUMENT_HEADERS
-        }
-        items: list[tuple[str, Any]] = [("From", str(replaced.get("from", self.from_email)))]
+        replaced = {name.lower(): value for name, value in extra if name.lower() in ADDRESS_ARGUMENT_HEADERS}
+        items = [("From", replaced.get("from", str(self.from_email)))]
         for key, values in (("to", self.to), ("cc", self.cc), ("reply-to", self.reply_to)):
             if key in replaced:
                 items.append((ADDRESS_ARGUMENT_HEADERS[key], replaced[key]))
@@ -163,7 +159,7 @@ class EmailMessage:
         for argument in ("to", "cc", "bcc", "reply_to"):
             check_addresses(argument, getattr(self, argument))
 
-    def _checked_extra_headers(self) -> list[tuple[str, Any]]:
+    def _checked_extra_headers(self) -> list[tuple[str, str]]:
         """``extra_headers`` as converted pairs, refusing Bcc and header injection."""
         pairs = []
         for name, value in self.extra_headers.items():
