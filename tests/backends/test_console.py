@@ -18,7 +18,7 @@ SEPARATOR = "\n" + "-" * 79 + "\n"
 
 def parse_stream(text: str) -> list[email.message.EmailMessage]:
     return [
-        email.message_from_bytes(chunk.encode(), policy=email.policy.default)  # type: ignore[misc]
+        email.message_from_bytes(chunk.encode(), policy=email.policy.default)
         for chunk in text.split(SEPARATOR) if chunk
     ]
 
@@ -77,4 +77,4 @@ def test_errors_are_raised_without_fail_silently() -> None:
 
 def test_constructor_arguments_are_keyword_only() -> None:
     with pytest.raises(TypeError):
-        console.EmailBackend(True)  # type: ignore[misc]
+        console.EmailBackend(True)  # type: ignore[call-arg]

@@ -24,4 +24,4 @@ def test_dummy_counts_messages_it_cannot_even_build() -> None:
 
 def test_constructor_arguments_are_keyword_only() -> None:
     with pytest.raises(TypeError):
-        dummy.EmailBackend(True)  # type: ignore[misc]
+        dummy.EmailBackend(True)  # type: ignore[call-arg]

@@ -20,14 +20,14 @@ SEPARATOR = b"\n" + b"-" * 79 + b"\n"
 
 def read_messages(path: Path) -> list[email.message.EmailMessage]:
     return [
-        email.message_from_bytes(chunk, policy=email.policy.default)  # type: ignore[misc]
+        email.message_from_bytes(chunk, policy=email.policy.default)
         for chunk in path.read_bytes().split(SEPARATOR) if chunk
     ]
 
 
 class TestFileBackend(MailboxContract):
     @pytest.fixture(autouse=True)
-    def folder(self, tmp_path: Path) -> None:
+    def use_folder(self, tmp_path: Path) -> None:
         self.folder = tmp_path / "mail"
         self.folder.mkdir()
 
@@ -128,4 +128,4 @@ def test_read_only_folder_is_improperly_configured(tmp_path: Path) -> None:
 
 def test_constructor_arguments_are_keyword_only(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
-        filebased.EmailBackend(True, tmp_path)  # type: ignore[misc]
+        filebased.EmailBackend(True, tmp_path)  # type: ignore[call-arg]

@@ -65,4 +65,4 @@ def test_invalid_message_is_not_added_to_the_outbox() -> None:
 
 def test_constructor_arguments_are_keyword_only() -> None:
     with pytest.raises(TypeError):
-        locmem.EmailBackend(True)  # type: ignore[misc]
+        locmem.EmailBackend(True)  # type: ignore[call-arg]

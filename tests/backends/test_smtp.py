@@ -23,7 +23,7 @@ def backend_for(server: SMTPTestServer, **kwargs: Any) -> smtp.EmailBackend:
 
 class TestSMTPBackend(MailboxContract):
     @pytest.fixture(autouse=True)
-    def server(self, smtp_server: SMTPTestServer) -> None:
+    def use_server(self, smtp_server: SMTPTestServer) -> None:
         self.server = smtp_server
 
     def make_backend(self, **kwargs: Any) -> smtp.EmailBackend:
