@@ -8,7 +8,8 @@ Redis round trip (an LPUSH):
   ``Delivery`` handle reads results through a separate app (``mailqueue.delivery``);
 - kombu's producer pool reuses connections and producers across calls and threads;
 - kombu's Redis channel builds a new ``redis.Redis`` client object for every publish,
-  which costs more than the round trip itself; our channel keeps one per pool;
+  which costs about as much as the round trip itself; our channel keeps one, and one
+  connection pool instead of two (a pooled producer holds one Redis connection);
 - the queue is not re-declared on every publish: a task sent to the default exchange is
   an LPUSH to the list named after the queue, which needs no binding;
 - the task body is not base64-encoded a second time (the payload already is JSON).
@@ -44,13 +45,15 @@ FAST_SCHEMES = ("redis", "rediss")  # schemes served by kombu's plain Redis tran
 
 
 class _ReusingClientChannel(kombu_redis.Channel):
-    """A Redis channel that reuses one client object per connection pool for publishing."""
+    """A publishing Redis channel: one client object and one connection pool.
+
+    It never consumes, so it needs no second ("asynchronous", BRPOP) pool: that would
+    only hold a connection open for the PING kombu sends when the channel is created.
+    """
 
     _publish_client: Any = None
 
     def _create_client(self, asynchronous: bool = False) -> Any:
-        if asynchronous:
-            return super()._create_client(asynchronous=True)
         client = self._publish_client
         if client is None or client.connection_pool is not self.pool:
             client = self._publish_client = super()._create_client()
@@ -116,6 +119,7 @@ def _publishing_app(url: str, *, connect_timeout: float, socket_timeout: float) 
         "socket_connect_timeout": connect_timeout,
         "socket_timeout": socket_timeout,
         "body_encoding": "utf-8",  # the JSON body travels as is, not base64'd again
+        "client_name": f"mailqueue-producer-{os.getpid()}",  # so CLIENT LIST shows who publishes
     }
     if urlsplit(url).scheme in FAST_SCHEMES:
         config["broker_transport"] = _PublishingRedisTransport
