@@ -106,15 +106,16 @@ class EmailBackend(BaseEmailBackend):
     def open(self) -> bool | None:
         """Ensure a connection: True if this call opened it, False if it was open already,
         None if opening failed and ``fail_silently`` is set."""
-        if self.connection is not None:
-            return False
-        try:
-            self._connect()
-        except OSError:  # smtplib.SMTPException is an OSError too
-            if not self.fail_silently:
-                raise
-            return None
-        return True
+        with self._lock:
+            if self.connection is not None:
+                return False
+            try:
+                self._connect()
+            except OSError:  # smtplib.SMTPException is an OSError too
+                if not self.fail_silently:
+                    raise
+                return None
+            return True
 
     def _connect(self) -> None:
         """Connect, STARTTLS, log in; store the connection only once all of that succeeded."""
@@ -145,16 +146,17 @@ class EmailBackend(BaseEmailBackend):
 
     def close(self) -> None:
         """Say QUIT and close the connection (and any half-opened one)."""
-        if self._partial_connection is not None:
-            try:
-                self._close_connection(self._partial_connection)
-            finally:
-                self._partial_connection = None
-        if self.connection is not None:
-            try:
-                self._close_connection(self.connection)
-            finally:
-                self.connection = None
+        with self._lock:  # waits for a send in another thread to finish
+            if self._partial_connection is not None:
+                try:
+                    self._close_connection(self._partial_connection)
+                finally:
+                    self._partial_connection = None
+            if self.connection is not None:
+                try:
+                    self._close_connection(self.connection)
+                finally:
+                    self.connection = None
 
     def _drop(self) -> None:
         """Forget a broken connection without talking to the server again."""
@@ -211,6 +213,8 @@ class EmailBackend(BaseEmailBackend):
         SMTP refusals and connection problems are reported, never raised. The connection is
         opened if needed and left open; a broken one is dropped so the next call reopens.
         """
+        if not isinstance(message, bytes):
+            raise TypeError(f"message must be the serialized bytes, not {type(message).__name__}")
         if isinstance(recipients, str):
             raise TypeError("recipients must be a sequence of addresses, not a str")
         transaction = Transaction(sender, recipients)
@@ -317,7 +321,7 @@ def run_transaction(connection: smtplib.SMTP, transaction: Transaction, data: by
     for index in transaction.pending():
         code, reply = connection.rcpt(transaction.addresses[index])
         transaction.code = code
-        if code in (250, 251):
+        if status_for_code(code) is Status.ACCEPTED:
             transaction.passed.append(index)
         else:
             transaction.settle(index, status_for_code(code), code, _text(reply))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -89,6 +90,11 @@ def test_no_recipients_sends_nothing(backend: smtp.EmailBackend, smtp_server: SM
 def test_recipients_as_a_string_is_a_type_error(backend: smtp.EmailBackend) -> None:
     with pytest.raises(TypeError, match="recipients"):
         backend.send_serialized(RAW, sender=SENDER, recipients="to@example.com")
+
+
+def test_message_as_str_is_a_type_error(backend: smtp.EmailBackend) -> None:
+    with pytest.raises(TypeError, match="bytes"):
+        backend.send_serialized(RAW.decode(), sender=SENDER, recipients=["to@example.com"])  # type: ignore[arg-type]
 
 
 def test_arguments_after_the_message_are_keyword_only(backend: smtp.EmailBackend) -> None:
@@ -310,3 +316,21 @@ def test_421_drops_the_connection_the_server_is_closing(backend: smtp.EmailBacke
     [outcome] = send(backend, "to@example.com")
     assert (outcome.status, outcome.code) == (Status.TRANSIENT, 421)
     assert not backend.is_connected
+
+
+def test_threads_can_share_one_backend(backend: smtp.EmailBackend, smtp_server: SMTPTestServer) -> None:
+    results: list[list[RecipientOutcome]] = []
+
+    def deliver(n: int) -> None:
+        for i in range(5):
+            results.append(send(backend, f"to-{n}-{i}@example.com"))
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 30
+    assert all(outcome.status is Status.ACCEPTED for outcomes in results for outcome in outcomes)
+    assert len(smtp_server.messages) == 30
+    assert smtp_server.connections == 1
