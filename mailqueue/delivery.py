@@ -25,7 +25,7 @@ from celery.result import AsyncResult
 
 from mailqueue.broker import redacted, result_backend_url, shared_celery_config
 from mailqueue.conf import settings
-from mailqueue.exceptions import BrokerUnavailable, DeliveryTimeout, UnknownDelivery
+from mailqueue.exceptions import BrokerUnavailable, DeliveryTimeout, MailQueueError, UnknownDelivery
 
 __all__ = ["Delivery", "close_result_readers"]
 
@@ -92,7 +92,7 @@ def _translated_errors(result: AsyncResult) -> Iterator[None]:
     try:
         yield
     except (*getattr(backend, "connection_errors", ()), ConnectionError) as error:
-        if isinstance(error, BrokerUnavailable):
+        if isinstance(error, MailQueueError):  # ours already (DeliveryTimeout is a TimeoutError)
             raise
         url = getattr(backend, "url", None) or result_backend_url()
         raise BrokerUnavailable(
