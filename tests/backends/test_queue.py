@@ -28,6 +28,7 @@ from mailqueue.message import EmailMessage
 from mailqueue.producer import close_publishers
 from tests.backends.contract import MailboxContract
 from tests.fixtures.redis import free_port
+from tests.fixtures.smtp import SMTPTestServer
 from tests.queue_inspection import queued_tasks, start_redis_on, stop_redis
 
 QUEUE_BACKEND = "mailqueue.backends.queue.EmailBackend"
@@ -324,3 +325,28 @@ def test_context_manager_sends_every_batch_through_one_publisher(redis_client: r
 def test_constructor_arguments_are_keyword_only() -> None:
     with pytest.raises(TypeError):
         queue.EmailBackend(True)  # type: ignore[misc]
+
+
+# --- End to end, with a real worker ----------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_delivery_get_returns_the_workers_report(smtp_server: SMTPTestServer) -> None:
+    smtp_server.fail_recipient("greylisted@example.com", 451, "4.7.1 Try again later", times=1)
+    smtp_server.fail_recipient("unknown@example.com", 550, "5.1.1 No such user")
+    good = EmailMessage("Hello", "Body", "from@example.com", ["one@example.com", "greylisted@example.com"])
+    bad = EmailMessage("Hello", "Body", "from@example.com", ["two@example.com", "unknown@example.com"])
+    assert queue.EmailBackend().send_messages([good, bad]) == 2
+
+    report = good.delivery.get(timeout=30)  # type: ignore[attr-defined]
+    assert (report["sent"], report["failed"], report["retries"]) == (1, 1, 1)
+    sent = good.delivery.message_report(timeout=5)  # type: ignore[attr-defined]
+    assert sent["status"] == "sent"
+    assert sent["recipients"]["greylisted@example.com"]["code"] == 250
+    failed = bad.delivery.message_report(timeout=5)  # type: ignore[attr-defined]
+    assert failed["status"] == "failed"
+    assert failed["recipients"]["unknown@example.com"]["code"] == 550
+    assert failed["recipients"]["two@example.com"]["status"] == "accepted"
+    assert good.delivery.state == "SUCCESS"  # type: ignore[attr-defined]
+    received = sorted(address for message in smtp_server.messages for address in message.rcpt_tos)
+    assert received == ["greylisted@example.com", "one@example.com", "two@example.com"]  # each exactly once
