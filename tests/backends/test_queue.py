@@ -258,11 +258,11 @@ def test_broker_failing_midway_with_fail_silently_returns_the_count(starving_bro
 # --- Every send function goes through send_messages -----------------------------------------------
 
 
-SENDERS: dict[str, Callable[[], int]] = {
+SENDERS: dict[str, Callable[[], object]] = {
     "send_mail": lambda: send_mail("S", "B", "from@example.com", ["to@example.com"]),
     "send_mass_mail": lambda: send_mass_mail([("S", "B", "from@example.com", ["to@example.com"])]),
-    "mail_admins": lambda: mail_admins("S", "B") or 1,
-    "mail_managers": lambda: mail_managers("S", "B") or 1,
+    "mail_admins": lambda: mail_admins("S", "B"),
+    "mail_managers": lambda: mail_managers("S", "B"),
     "EmailMessage.send": lambda: EmailMessage("S", "B", "from@example.com", ["to@example.com"]).send(),
     "backend.send_messages": lambda: get_connection().send_messages(messages(1)),
 }
@@ -271,7 +271,7 @@ SENDERS: dict[str, Callable[[], int]] = {
 @pytest.mark.parametrize("sender", SENDERS)
 @override_settings(ADMINS=["admin@example.com"], MANAGERS=["manager@example.com"])
 def test_every_send_function_enqueues(sender: str, redis_client: redis.Redis) -> None:
-    assert SENDERS[sender]() == 1
+    assert SENDERS[sender]() in (1, None)  # mail_admins() and mail_managers() return None, as in Django
     assert len(payloads_on(redis_client)) == 1
 
 
@@ -313,7 +313,8 @@ def test_open_returns_true_only_when_it_binds_the_publisher() -> None:
 
 
 def test_context_manager_sends_every_batch_through_one_publisher(redis_client: redis.Redis) -> None:
-    with queue.EmailBackend() as backend:
+    backend = queue.EmailBackend()
+    with backend:
         publisher = backend.publisher
         backend.send_messages(messages(1))
         backend.send_messages(messages(1))
