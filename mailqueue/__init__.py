@@ -32,6 +32,9 @@ _LAZY = {
     "InvalidMessage": "mailqueue.exceptions",
     "MessageTooLarge": "mailqueue.exceptions",
     "BrokerUnavailable": "mailqueue.exceptions",
+    "DeliveryTimeout": "mailqueue.exceptions",
+    "UnsupportedPayload": "mailqueue.exceptions",
+    "Delivery": "mailqueue.delivery",
     "settings": "mailqueue.conf",
     "override_settings": "mailqueue.conf",
 }
