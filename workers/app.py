@@ -26,7 +26,7 @@ from mailqueue.broker import broker_url, result_backend_url, shared_celery_confi
 from mailqueue.conf import settings
 from mailqueue.envelope import DELIVER_TASK
 from workers import session, tasks
-from workers.deferral import DeferralPoller, DeferredTask, Deferrals
+from workers.deferral import DeferralPoller, Deferrals, DeferredTask
 from workers.store import redis_client
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
@@ -90,20 +90,20 @@ class DeadLetters:
 
     def list(self, *, limit: int = 100, offset: int = 0) -> builtins.list[DeadLetter]:
         """Dead letters, oldest first."""
-        ids = self.client.zrange(keys.dead_letter_index_key(), offset, offset + limit - 1)
+        ids = cast("list[bytes]", self.client.zrange(keys.dead_letter_index_key(), offset, offset + limit - 1))
         if not ids:
             return []
-        raws = self.client.hmget(keys.dead_letters_key(), ids)
+        raws = cast("list[bytes | None]", self.client.hmget(keys.dead_letters_key(), ids))
         return [DeadLetter.from_json(raw) for raw in raws if raw is not None]
 
     def get(self, letter_id: str) -> DeadLetter:
-        raw = self.client.hget(keys.dead_letters_key(), letter_id)
+        raw = cast("bytes | None", self.client.hget(keys.dead_letters_key(), letter_id))
         if raw is None:
             raise UnknownDelivery(f"No dead letter with id {letter_id!r} (see `mailqueue dead list`).")
         return DeadLetter.from_json(raw)
 
     def count(self) -> int:
-        return int(self.client.zcard(keys.dead_letter_index_key()))
+        return int(cast(int, self.client.zcard(keys.dead_letter_index_key())))
 
     def requeue(self, letter_id: str, *, app: Celery | None = None) -> str:
         """Send the message again, to its failed recipients only; returns the new task id.

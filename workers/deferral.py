@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -125,13 +125,16 @@ class Deferrals:
             pipe.execute()
 
     def get(self, task_id: str) -> DeferredTask | None:
-        raw = self.client.hget(keys.deferred_entries_key(), task_id)
+        raw = cast("bytes | None", self.client.hget(keys.deferred_entries_key(), task_id))
         return None if raw is None else DeferredTask.from_json(raw)
 
     def count(self) -> int:
         """Rounds waiting (scheduled or claimed), for ``mailqueue stats``."""
-        return int(self.client.zcard(keys.deferred_schedule_key())) + int(
-            self.client.hlen(keys.deferred_claims_key()))
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.deferred_schedule_key())
+            pipe.hlen(keys.deferred_claims_key())
+            scheduled, claimed = pipe.execute()
+        return int(scheduled) + int(claimed)
 
 
 class DeferralPoller:

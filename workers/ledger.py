@@ -10,6 +10,7 @@ MAILQUEUE_LEDGER_TTL seconds, long after any retry could still happen.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 import redis
 
@@ -25,7 +26,7 @@ class Ledger:
 
     def accepted(self, message_id: str) -> set[str]:
         """Recipients already accepted for this message."""
-        members = self.client.smembers(keys.ledger_key(message_id))
+        members = cast("set[bytes | str]", self.client.smembers(keys.ledger_key(message_id)))
         return {member.decode() if isinstance(member, bytes) else member for member in members}
 
     def record(self, message_id: str, recipients: Iterable[str]) -> None:

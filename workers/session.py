@@ -4,11 +4,8 @@ Opening an SMTP connection (TCP, EHLO, STARTTLS, AUTH) costs more than sending a
 a worker keeps one open across tasks. The connection is opened lazily by the first send,
 reopened by the backend after a disconnect, retired after MAILQUEUE_CONNECTION_MAX_AGE seconds
 or MAILQUEUE_CONNECTION_MAX_MESSAGES messages (servers and load balancers drop old ones), and
-closed when the worker shuts down.
-
-A server often drops an idle connection without telling us; the next send then fails before
-anything was accepted. So when a send on a *reused* connection finds it dead, the session
-tries once more on a fresh connection instead of deferring the message for minutes.
+closed when the worker shuts down. (A connection the server dropped while idle is retried
+once by the SMTP backend itself, before anything was sent.)
 """
 
 from __future__ import annotations
@@ -83,14 +80,6 @@ class Session:
         """Send one message over the long-lived connection; never raises for SMTP failures."""
         if self._expired():
             self.close()
-        reused = self.sent > 0
-        outcomes = self._send_once(envelope)
-        if connection_lost(outcomes) and reused:
-            logger.info("SMTP connection was dropped; retrying %s on a new one", envelope.message_id)
-            outcomes = self._send_once(envelope)
-        return outcomes
-
-    def _send_once(self, envelope: Envelope) -> list[RecipientOutcome]:
         if self.backend is None:
             self.backend = self.factory()
         outcomes = self.backend.send_serialized(

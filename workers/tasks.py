@@ -24,18 +24,17 @@ import traceback
 import uuid
 from typing import Any
 
-from celery import Task
+from celery import Celery, Task
 from celery.exceptions import Ignore, Reject
 from redis.exceptions import RedisError
 
 from mailqueue.conf import settings
-from mailqueue.envelope import Envelope
+from mailqueue.envelope import DELIVER_TASK, Envelope
 from mailqueue.exceptions import UnsupportedPayload
 from mailqueue.outcomes import RecipientOutcome, Status
 from workers import session
 from workers.deferral import DeferredTask
 from workers.report import (
-    ACCEPTED,
     FAILED,
     PENDING,
     Report,
@@ -44,9 +43,9 @@ from workers.report import (
     last_error,
     message_entry,
     new_report,
+    recipients_with,
     record_ledger_hit,
     record_outcome,
-    recipients_with,
     settle,
     tally,
 )
@@ -120,7 +119,8 @@ class DeliveryRound:
 
     def _postpone(self, envelope: Envelope, reason: str) -> None:
         for recipient in envelope.recipients:
-            record_outcome(self.report, envelope.message_id, RecipientOutcome(recipient, Status.TRANSIENT, None, reason))
+            outcome = RecipientOutcome(recipient, Status.TRANSIENT, None, reason)
+            record_outcome(self.report, envelope.message_id, outcome)
 
     # --- settling --------------------------------------------------------------------------
     def _settle(self, envelope: Envelope, *, error: dict[str, Any] | None = None) -> None:
@@ -163,12 +163,11 @@ class DeliveryRound:
 
     def dead_letter_unsettled(self, error: BaseException, trace: str) -> None:
         """The round crashed: fail and dead-letter everything not settled yet, with the traceback."""
-        detail = {"code": None, "reply": f"delivery task crashed: {error!r}", "permanent": False, "traceback": trace}
+        reply = f"delivery task crashed: {error!r}"
+        detail = {"code": None, "reply": reply, "permanent": False, "traceback": trace}
         for envelope in self.unsettled():
             for recipient in envelope.recipients:
-                if message_entry(self.report, envelope.message_id)["recipients"].get(recipient, {}).get(
-                        "status") != ACCEPTED:
-                    fail_recipient(self.report, envelope.message_id, recipient, reply=detail["reply"])
+                fail_recipient(self.report, envelope.message_id, recipient, reply=reply)  # keeps acceptances
             self._settle(envelope, error=detail)
 
     def _dead_letter_payload(self, index: int, payload: Any, error: Exception) -> None:
@@ -244,8 +243,6 @@ def deliver(self: Task, payloads: list[dict[str, Any]], attempt: int = 0, report
         raise Reject(error, requeue=True) from error
 
 
-def register(app: Any) -> None:
+def register(app: Celery) -> None:
     """Attach the delivery task to a Celery app, under the name producers send."""
-    from mailqueue.envelope import DELIVER_TASK
-
     app.task(name=DELIVER_TASK, bind=True, shared=False)(deliver)

@@ -1,0 +1,101 @@
+"""The workers' Celery app: its configuration, and real ``celery -A workers worker`` processes."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+
+from mailqueue import keys
+from mailqueue.conf import override_settings
+from tests.fixtures.celery import make_payload, send_batch
+from tests.fixtures.smtp import SMTPTestServer
+from workers.app import create_app, restore_interval
+from workers.ledger import Ledger
+
+
+def test_app_is_configured_for_at_least_once_delivery(worker_app: Celery) -> None:
+    conf = worker_app.conf
+    assert (conf.task_acks_late, conf.task_reject_on_worker_lost, conf.worker_prefetch_multiplier) == (True, True, 1)
+    assert conf.accept_content == ["json"] and conf.task_serializer == "json"
+
+
+def test_app_reads_broker_queue_and_visibility_timeout_from_settings(redis_url: str) -> None:
+    with override_settings(MAILQUEUE_BROKER_URL=redis_url, MAILQUEUE_QUEUE="mail-eu", MAILQUEUE_VISIBILITY_TIMEOUT=60):
+        conf = create_app().conf
+        assert (conf.broker_url, conf.result_backend, conf.task_default_queue) == (redis_url, redis_url, "mail-eu")
+    transport = conf.broker_transport_options
+    assert transport["visibility_timeout"] == 60
+    assert (transport["unacked_restore_interval"], transport["unacked_restore_throttle"]) == (10.0, 1)
+
+
+def test_creating_the_app_reads_no_configuration() -> None:
+    assert not create_app().configured
+
+
+def test_dead_worker_sweep_runs_at_a_fraction_of_the_visibility_timeout() -> None:
+    assert [restore_interval(timeout) for timeout in (2, 12, 300)] == [1.0, 3.0, 10.0]
+
+
+def test_the_delivery_task_is_registered_under_the_producer_s_name() -> None:
+    assert "mailqueue.deliver" in create_app().tasks
+
+
+def test_a_celery_worker_process_delivers_and_reports(
+    worker_process: Any, worker_app: Celery, smtp_server: SMTPTestServer
+) -> None:
+    smtp_server.fail_recipient("busy@example.com", 451, "4.2.0 Busy", times=1)
+    worker = worker_process()
+    payloads = [make_payload(to=["ok@example.com"]), make_payload(to=["busy@example.com"])]
+
+    report = send_batch(worker_app, payloads).get(timeout=30)
+
+    assert (report["sent"], report["retries"]) == (2, 1)
+    assert "worker1@" in report["hostname"]
+    worker.stop()
+    assert worker.process.returncode == 0
+
+
+def delivered_pairs(server: SMTPTestServer) -> Counter[tuple[str, str]]:
+    pairs: Counter[tuple[str, str]] = Counter()
+    for received in list(server.messages):
+        message_id = str(received.message()["Message-ID"])
+        pairs.update((message_id, recipient) for recipient in received.rcpt_tos)
+    return pairs
+
+
+@pytest.mark.timeout(120)
+def test_sigkill_of_the_whole_worker_loses_nothing_and_sends_nothing_twice(
+    worker_process: Any, worker_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
+) -> None:
+    smtp_server.delay_at("mail", 0.004)  # slow enough to be killed mid-run, mostly outside the gap
+    batches = [[make_payload(to=[f"u{b}-{i}@example.com", f"v{b}-{i}@example.com"]) for i in range(50)]
+               for b in range(8)]
+    first = worker_process(name="doomed", concurrency=2, MAILQUEUE_VISIBILITY_TIMEOUT=3)
+    results = [send_batch(worker_app, batch) for batch in batches]
+    smtp_server.wait_for_messages(60, timeout=30)
+    time.sleep(0.05)  # not right at an acceptance
+
+    first.kill()
+    received_before = delivered_pairs(smtp_server)
+    ledger = Ledger(redis_client, ttl=60)
+    recorded = {(p["message_id"], r) for batch in batches for p in batch for r in ledger.accepted(p["message_id"])}
+    in_the_gap = set(received_before) - recorded  # accepted by the server, ledger write never made
+    in_flight = redis_client.hlen(keys.unacked_key())
+    assert in_flight >= 1 and len(received_before) < 800, "the worker finished before it was killed"
+
+    started = time.monotonic()
+    worker_process(name="rescuer", concurrency=2, MAILQUEUE_VISIBILITY_TIMEOUT=3)
+    reports = [result.get(timeout=60) for result in results]
+
+    assert [report["sent"] for report in reports] == [50] * 8
+    pairs = delivered_pairs(smtp_server)
+    expected = {(p["message_id"], r) for batch in batches for p in batch for r in p["recipients"]}
+    assert set(pairs) == expected
+    twice = {pair for pair, count in pairs.items() if count > 1}
+    assert twice <= in_the_gap, f"sent twice outside the acceptance/ledger gap: {twice - in_the_gap}"
+    assert time.monotonic() - started < 30
