@@ -58,7 +58,8 @@ def test_data_is_written_under_the_data_dir(data_dir: str) -> None:
 
 def test_another_process_reuses_the_running_server(data_dir: str) -> None:
     url = ensure_embedded_redis(data_dir)
-    child = subprocess.run([sys.executable, "-c", ENSURE_IN_CHILD, data_dir], capture_output=True, text=True, check=True)
+    child = subprocess.run([sys.executable, "-c", ENSURE_IN_CHILD, data_dir], capture_output=True, text=True,
+                           check=True)
     assert child.stdout.strip() == url
 
 

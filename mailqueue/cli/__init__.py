@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from mailqueue import __version__
-from mailqueue.cli import devserver, embedded, send, settings, worker
+from mailqueue.cli import dead, demo, devserver, embedded, send, settings, stats, status, worker
 from mailqueue.cli.base import CommandParser, describe_error, fail
 
-COMMANDS = (worker, send, devserver, embedded, settings)
+COMMANDS = (worker, send, status, stats, dead, devserver, demo, embedded, settings)
 
 
 def build_parser() -> CommandParser:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,3 +53,84 @@ def mailqueue(cli_env: dict[str, str], tmp_path: Path) -> Run:
         )
 
     return run
+
+
+FAST_RETRIES = {
+    "MAILQUEUE_RETRY_MIN_DELAY": "0.1",
+    "MAILQUEUE_RETRY_MAX_DELAY": "0.5",
+    "MAILQUEUE_DEFERRED_POLL_INTERVAL": "0.1",
+    "MAILQUEUE_MAX_RETRIES": "3",
+}
+
+
+@pytest.fixture
+def fleet_env(cli_env: dict[str, str], redis_url: str, smtp_server: Any) -> dict[str, str]:
+    """The commands' environment for a fleet on the test Redis delivering to ``smtp_server``.
+
+    Returned dict is the very one ``mailqueue`` uses, so a test may change it.
+    """
+    cli_env.update(
+        MAILQUEUE_BROKER_URL=redis_url,
+        EMAIL_BACKEND="mailqueue.backends.queue.EmailBackend",
+        EMAIL_HOST=smtp_server.host,
+        EMAIL_PORT=str(smtp_server.port),
+        EMAIL_TIMEOUT="5",
+        **FAST_RETRIES,
+    )
+    return cli_env
+
+
+class CLIWorker:
+    """``mailqueue worker`` in its own process group, logging to a file."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, name: str, *options: str) -> None:
+        self.name = name
+        self.log_path = cwd / f"{name}.log"
+        command = [MAILQUEUE, "worker", "--pool", "threads", "--concurrency", "4", "--loglevel", "INFO",
+                   "--hostname", f"{name}@%h", "--without-mingle", "--without-gossip", *options]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 30.0) -> CLIWorker:
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.log:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"mailqueue worker did not become ready; its log:\n{self.log}")
+            time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def start_worker(fleet_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., CLIWorker]]:
+    """``start_worker(*celery_options)``: a ready ``mailqueue worker``; all are killed at the end."""
+    started: list[CLIWorker] = []
+
+    def start(*options: str, env: dict[str, str] | None = None) -> CLIWorker:
+        worker = CLIWorker(env or fleet_env, tmp_path, f"cli{len(started) + 1}", *options)
+        started.append(worker)
+        return worker.wait_ready()
+
+    try:
+        yield start
+    finally:
+        for worker in started:
+            worker.kill()
+
+
+def wait_until(condition: Callable[[], object], *, timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)

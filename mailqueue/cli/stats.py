@@ -1,0 +1,85 @@
+"""``mailqueue stats``: the fleet at a glance, read from the broker's Redis and a worker ping."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from mailqueue.cli.base import CommandParser, add_command, print_json
+
+DESCRIPTION = """\
+Show the queue depth, the tasks in flight (taken by a worker, not yet acknowledged),
+the deferred retries, the dead letters, the running totals the workers keep (delivered,
+failed, retry rounds) and the workers that answer a ping."""
+
+
+def register(subparsers: argparse._SubParsersAction[CommandParser]) -> None:
+    parser = add_command(subparsers, "stats", help="show queue depth, totals and workers online",
+                         description=DESCRIPTION)
+    parser.add_argument("--json", action="store_true", help="print a JSON object")
+    parser.add_argument("--timeout", type=float, default=1.0, metavar="SECONDS",
+                        help="how long to wait for workers to answer the ping (default: %(default)s)")
+    parser.add_argument("--no-workers", action="store_true", help="do not ping the workers")
+    parser.set_defaults(handler=run)
+
+
+def workers_online(timeout: float) -> list[str]:
+    """Names of the workers answering a Celery ping within ``timeout`` seconds."""
+    from workers.app import app
+
+    replies = app.control.ping(timeout=timeout) or []
+    return sorted(name for reply in replies for name in reply)
+
+
+def collect(*, ping_timeout: float | None) -> dict[str, Any]:
+    from mailqueue.broker import redacted
+    from mailqueue.cli import brokerstate
+    from mailqueue.conf import settings
+
+    client, url = brokerstate.broker_client()
+    deferred = brokerstate.deferred(client)
+    totals = brokerstate.totals(client)
+    return {
+        "broker": redacted(url),
+        "queue": settings.MAILQUEUE_QUEUE,
+        "queued": brokerstate.queue_depth(client),
+        "in_flight": brokerstate.in_flight(client),
+        "deferred": {"tasks": deferred.tasks, "messages": deferred.messages, "next_due": deferred.next_due},
+        "dead_letters": brokerstate.dead_letter_count(client),
+        "delivered": totals.get("sent", 0),
+        "failed": totals.get("failed", 0),
+        "retries": totals.get("retries", 0),
+        "totals": totals,
+        "workers": None if ping_timeout is None else workers_online(ping_timeout),
+    }
+
+
+def text_lines(stats: dict[str, Any]) -> list[str]:
+    deferred = stats["deferred"]
+    next_due = deferred["next_due"]
+    hint = " (see 'mailqueue dead list')" if stats["dead_letters"] else ""
+    due = f" (next retry in {max(0.0, next_due - time.time()):.0f} s)" if next_due else ""
+    rows = [
+        ("Broker", f"{stats['broker']} (queue {stats['queue']!r})"),
+        ("Queued", f"{stats['queued']} task(s) waiting for a worker"),
+        ("In flight", f"{stats['in_flight']} task(s) taken by a worker, not yet acknowledged"),
+        ("Deferred", f"{deferred['tasks']} task(s), {deferred['messages']} message(s){due}"),
+        ("Dead letters", f"{stats['dead_letters']}{hint}"),
+        ("Delivered", f"{stats['delivered']} message(s)"),
+        ("Failed", f"{stats['failed']} message(s)"),
+        ("Retries", f"{stats['retries']} round(s)"),
+    ]
+    workers = stats["workers"]
+    if workers is not None:
+        rows.append(("Workers", f"{len(workers)} online" + (f": {', '.join(workers)}" if workers else "")))
+    return [f"{label + ':':<14}{value}" for label, value in rows]
+
+
+def run(args: argparse.Namespace) -> int:
+    stats = collect(ping_timeout=None if args.no_workers else args.timeout)
+    if args.json:
+        print_json(stats)
+    else:
+        print("\n".join(text_lines(stats)))
+    return 0

@@ -1,0 +1,90 @@
+"""``mailqueue dead list|show|requeue|purge`` on dead letters the workers really made."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.cli.conftest import CLIWorker, Run, assert_one_line_error
+
+
+def bounce(mailqueue: Run, *addresses: str) -> list[dict[str, Any]]:
+    """Send one message per address (each refused with 550) and return the dead letters."""
+    for address in addresses:
+        task_id = mailqueue("send", "--to", address, "--subject", f"To {address}", "--body", "hi").stdout.strip()
+        assert mailqueue("status", task_id, "--wait", "--timeout", "20").returncode == 0
+    letters = json.loads(mailqueue("dead", "list", "--json").stdout)
+    assert len(letters) == len(addresses)
+    return list(letters)
+
+
+@pytest.fixture
+def bouncing(start_worker: Callable[..., CLIWorker], smtp_server: Any) -> Any:
+    for address in ("gone@example.com", "lost@example.com", "nobody@example.com"):
+        smtp_server.fail_recipient(address, 550, "5.1.1 No such user")
+    start_worker()
+    return smtp_server
+
+
+def test_list_is_empty_at_first(mailqueue: Run, fleet_env: dict[str, str]) -> None:
+    result = mailqueue("dead", "list")
+    assert (result.returncode, result.stdout.strip()) == (0, "No dead letters.")
+
+
+def test_list_shows_each_letter_with_its_error(mailqueue: Run, bouncing: Any) -> None:
+    [letter] = bounce(mailqueue, "gone@example.com")
+    text = mailqueue("dead", "list").stdout
+    assert text.splitlines()[0].startswith(letter["id"])
+    assert "to gone@example.com" in text
+    assert "550 5.1.1 No such user" in text
+    assert (letter["code"], letter["attempts"]) == (550, 1)
+
+
+def test_show_details_raw_and_json(mailqueue: Run, bouncing: Any) -> None:
+    [letter] = bounce(mailqueue, "gone@example.com")
+    details = mailqueue("dead", "show", letter["id"]).stdout
+    assert f"Dead letter {letter['id']}" in details
+    assert "gone@example.com  550 5.1.1 No such user (permanent)" in details
+    raw = mailqueue("dead", "show", letter["id"], "--raw").stdout
+    assert "Subject: To gone@example.com" in raw
+    record = json.loads(mailqueue("dead", "show", letter["id"], "--json").stdout)
+    assert record["payload"]["recipients"] == ["gone@example.com"]
+
+
+def test_requeue_sends_again_once_the_cause_is_fixed(mailqueue: Run, bouncing: Any) -> None:
+    [letter] = bounce(mailqueue, "gone@example.com")
+    bouncing.clear()  # the mailbox exists now
+    result = mailqueue("dead", "requeue", letter["id"])
+    assert result.returncode == 0, result.stderr
+    new_task = result.stdout.splitlines()[0].split("requeued as task ")[1]
+    status = json.loads(mailqueue("status", new_task, "--wait", "--timeout", "20", "--json").stdout)
+    assert status["report"]["sent"] == 1
+    assert [message.rcpt_tos for message in bouncing.messages] == [["gone@example.com"]]
+    assert mailqueue("dead", "list").stdout.strip() == "No dead letters."
+
+
+def test_requeue_all(mailqueue: Run, bouncing: Any) -> None:
+    bounce(mailqueue, "gone@example.com", "lost@example.com")
+    result = mailqueue("dead", "requeue", "--all")
+    assert result.stdout.splitlines()[-1] == "Requeued 2 dead letter(s)."
+
+
+def test_purge_by_id_and_all(mailqueue: Run, bouncing: Any) -> None:
+    first, *_rest = bounce(mailqueue, "gone@example.com", "lost@example.com", "nobody@example.com")
+    assert mailqueue("dead", "purge", first["id"]).stdout.strip() == "Purged 1 dead letter(s)."
+    assert mailqueue("dead", "purge", "--all").stdout.strip() == "Purged 2 dead letter(s)."
+    assert json.loads(mailqueue("dead", "list", "--json").stdout) == []
+
+
+def test_unknown_id_is_one_line(mailqueue: Run, fleet_env: dict[str, str]) -> None:
+    for action in ("show", "requeue", "purge"):
+        line = assert_one_line_error(mailqueue("dead", action, "no-such-letter"))
+        assert "No dead letter with id 'no-such-letter'" in line
+
+
+def test_requeue_and_purge_need_ids_or_all(mailqueue: Run, fleet_env: dict[str, str]) -> None:
+    assert_one_line_error(mailqueue("dead", "purge"), status=2)
+    assert_one_line_error(mailqueue("dead", "requeue", "some-id", "--all"), status=2)
