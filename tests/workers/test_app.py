@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
+from celery.contrib.testing.worker import start_worker
 
 from mailqueue import keys
 from mailqueue.conf import override_settings
@@ -43,6 +44,27 @@ def test_dead_worker_sweep_runs_at_a_fraction_of_the_visibility_timeout() -> Non
 
 def test_the_delivery_task_is_registered_under_the_producer_s_name() -> None:
     assert "mailqueue.deliver" in create_app().tasks
+
+
+def test_threads_pool_keeps_one_connection_per_thread(worker_app: Celery, smtp_server: SMTPTestServer) -> None:
+    batches = [[make_payload(to=[f"u{b}-{i}@example.com"]) for i in range(20)] for b in range(6)]
+    with start_worker(worker_app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30):
+        reports = [result.get(timeout=30) for result in [send_batch(worker_app, batch) for batch in batches]]
+
+    assert sum(report["sent"] for report in reports) == 120 and len(smtp_server.messages) == 120
+    assert 1 <= smtp_server.connections <= 2
+
+
+def test_worker_shutdown_closes_its_smtp_connection(worker_app: Celery, smtp_server: SMTPTestServer) -> None:
+    assert smtp_server.controller is not None
+    with start_worker(worker_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        send_batch(worker_app, [make_payload()]).get(timeout=20)
+        assert smtp_server.controller.protocols[-1].transport is not None  # kept open between tasks
+
+    deadline = time.monotonic() + 5
+    while smtp_server.controller.protocols[-1].transport is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert smtp_server.controller.protocols[-1].transport is None
 
 
 def test_a_celery_worker_process_delivers_and_reports(

@@ -176,6 +176,24 @@ def test_rest_of_batch_is_not_attempted_once_the_server_is_unreachable(
     assert all("not attempted" in reply for reply in replies[2:])
 
 
+def test_a_long_batch_stops_at_half_the_visibility_timeout_and_defers_the_rest(
+    worker_app: Celery, smtp_server: SMTPTestServer
+) -> None:
+    smtp_server.delay_at("mail", 0.2)
+    payloads = [make_payload(to=[f"u{i}@example.com"]) for i in range(5)]
+    with override_settings(MAILQUEUE_VISIBILITY_TIMEOUT=1):  # read by the task: a 0.5 s budget
+        result = send_batch(worker_app, payloads)
+        wait_for_state(result, DEFERRED)
+        partial = result.info
+        report = result.get(timeout=TIMEOUT)
+
+    postponed = [p for p in payloads if "visibility timeout" in
+                 message_report(partial, p)["recipients"][p["recipients"][0]]["reply"]]
+    assert 1 <= len(postponed) <= 3
+    assert report["sent"] == 5 and report["retries"] >= 1
+    assert set(delivered_pairs(smtp_server).values()) == {1} and len(smtp_server.messages) == 5
+
+
 def test_ledger_stops_a_second_run_from_sending_again(worker_app: Celery, smtp_server: SMTPTestServer) -> None:
     payload = make_payload(to=["once@example.com"])
     send_batch(worker_app, [payload]).get(timeout=TIMEOUT)
