@@ -40,3 +40,11 @@ def test_repository_config_profiles_load(mailqueue: Run) -> None:
     repository = Path(__file__).resolve().parents[2]
     result = mailqueue("settings", "--json", env={"MAILQUEUE_SETTINGS": "config.test", "PYTHONPATH": str(repository)})
     assert result.returncode == 0, result.stderr
+
+
+def test_table_lists_every_setting_once(mailqueue: Run) -> None:
+    result = mailqueue("settings", "--table")
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.splitlines()
+    assert rows[0] == "| Setting | Default | Meaning |"
+    assert [row.split("`")[1] for row in rows[2:]] == list(SETTINGS)
