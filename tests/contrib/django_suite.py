@@ -54,6 +54,12 @@ from tests.fixtures.redis import free_port  # noqa: E402
 from tests.fixtures.smtp import ReceivedMessage, SMTPTestServer  # noqa: E402
 from tests.queue_inspection import queued_tasks  # noqa: E402
 
+# Nothing the backend does may be on Django's deprecation path.
+pytestmark = [
+    pytest.mark.filterwarnings("error::django.utils.deprecation.RemovedInNextVersionWarning"),
+    pytest.mark.filterwarnings("error::django.utils.deprecation.RemovedAfterNextVersionWarning"),
+]
+
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
@@ -235,14 +241,21 @@ def test_mailqueue_settings_are_read_from_djangos_settings(django_broker: str, r
     assert queued_tasks(redis_client) == []
 
 
-def test_an_invalid_address_raises_before_anything_is_enqueued(
-    django_broker: str, redis_client: redis.Redis
+@pytest.mark.parametrize(
+    ("subject", "to", "culprit"),
+    [("Bad address", "not an address@@example.com", "not an address"),
+     ("Injected\nBcc: victim@example.com", "to@example.com", "newline|linefeed")],
+    ids=["bad-address", "header-injection"],
+)
+def test_invalid_input_raises_before_anything_is_enqueued(
+    subject: str, to: str, culprit: str, django_broker: str, redis_client: redis.Redis
 ) -> None:
     good = mail.EmailMessage("Good", "Body", "app@example.com", ["to@example.com"])
-    bad = mail.EmailMessage("Bad", "Body", "app@example.com", ["not an address@@example.com"])
-    with pytest.raises(ValueError, match="not an address"):
+    bad = mail.EmailMessage(subject, "Body", "app@example.com", [to])
+    with pytest.raises(ValueError, match=culprit):
         EmailBackend().send_messages([good, bad])
     assert queued_tasks(redis_client) == []
+    assert not hasattr(good, "delivery")
 
 
 # --- MAILQUEUE_ON_COMMIT ----------------------------------------------------------------------------
