@@ -16,6 +16,7 @@ This is the only module of mailqueue that imports Django.
 
 from __future__ import annotations
 
+import email.policy
 import logging
 import time
 from collections.abc import Sequence
@@ -44,21 +45,14 @@ Accepted = tuple[Any, Envelope]  # a Django EmailMessage and its envelope
 
 
 def envelope_for(message: Any, *, max_size: int) -> Envelope:
-    """The envelope of a Django EmailMessage: the bytes Django's own SMTP backend would send.
+    """The envelope of a Django EmailMessage, with the bytes Django's own SMTP backend would send.
 
-    Raises, before anything is enqueued, for what cannot be sent: a bad address, a header
-    injection, a message larger than ``max_size`` bytes.
+    Built here rather than by ``Envelope.from_email_message``, whose fast path may write
+    mailqueue's messages itself: these bytes must be Django's. Raises, before anything is
+    enqueued, for what cannot be sent: a bad address, a header injection, a message larger
+    than ``max_size`` bytes.
     """
-    if HAS_MESSAGE_POLICY:
-        return Envelope.from_email_message(message, max_size=max_size)
-    return legacy_envelope_for(message, max_size=max_size)
-
-
-def legacy_envelope_for(message: Any, *, max_size: int) -> Envelope:
-    """Django 4.2 and 5.2: their SMTP backend sends ``message().as_bytes(linesep="\\r\\n")``."""
-    built = message.message()
-    raw = built.as_bytes(linesep="\r\n")
-    message_id = str(built["Message-ID"])
+    raw, message_id = djangos_bytes(message)
     if len(raw) > max_size:
         raise MessageTooLarge(
             f"Message {message_id} is {len(raw)} bytes, larger than MAILQUEUE_MAX_MESSAGE_SIZE ({max_size} bytes)."
@@ -70,6 +64,15 @@ def legacy_envelope_for(message: Any, *, max_size: int) -> Envelope:
         message=raw,
         enqueued_at=time.time(),
     )
+
+
+def djangos_bytes(message: Any) -> tuple[bytes, str]:
+    """The RFC 5322 bytes and Message-ID, built as the running Django's SMTP backend builds them."""
+    if HAS_MESSAGE_POLICY:
+        built = message.message(policy=email.policy.SMTP)
+        return built.as_bytes(), str(built["Message-ID"])
+    built = message.message()  # Django 4.2 and 5.2: the legacy email API, with CRLF line ends
+    return built.as_bytes(linesep="\r\n"), str(built["Message-ID"])
 
 
 class DjangoMessageQueue(QueueBackend):
