@@ -75,15 +75,7 @@ class EmailBackend(BaseEmailBackend):
         """Enqueue the messages and return how many were enqueued."""
         if not email_messages:
             return 0
-        accepted = self.serialize(email_messages)
-        if not accepted:
-            return 0
-        new_connection = self.open()
-        try:
-            return self._publish(accepted)
-        finally:
-            if new_connection:
-                self.close()
+        return self.publish(self.serialize(email_messages))
 
     def serialize(self, email_messages: Sequence[EmailMessage]) -> list[Accepted]:
         """Build and check every message once, before anything is enqueued.
@@ -95,6 +87,17 @@ class EmailBackend(BaseEmailBackend):
             for message in email_messages
             if message.recipients()
         ]
+
+    def publish(self, accepted: list[Accepted]) -> int:
+        """Enqueue messages serialized earlier; each enqueued one gets its ``delivery``."""
+        if not accepted:
+            return 0
+        new_connection = self.open()
+        try:
+            return self._publish(accepted)
+        finally:
+            if new_connection:
+                self.close()
 
     def _publish(self, accepted: list[Accepted]) -> int:
         assert self.publisher is not None

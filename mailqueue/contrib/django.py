@@ -85,17 +85,6 @@ class DjangoMessageQueue(QueueBackend):
             if message.recipients()
         ]
 
-    def publish(self, accepted: list[Accepted]) -> int:
-        """Enqueue messages serialized earlier; each enqueued one gets its ``delivery``."""
-        if not accepted:
-            return 0
-        new_connection = self.open()
-        try:
-            return self._publish(accepted)
-        finally:
-            if new_connection:
-                self.close()
-
 
 class EmailBackend(BaseEmailBackend):
     """Enqueue Django's messages for mailqueue's workers instead of sending them.
