@@ -93,6 +93,11 @@ class DeliveryRound:
         except UnsupportedPayload as error:
             self._dead_letter_payload(index, payload, error)
             return
+        earlier = self.envelopes.get(envelope.message_id)
+        if earlier is not None:  # the Message-ID is the delivery's identity: one delivery, all recipients
+            logger.warning("Task %s carries Message-ID %s twice; delivering it once to all its recipients",
+                           self.task_id, envelope.message_id)
+            envelope = earlier.with_recipients(dict.fromkeys(earlier.recipients + envelope.recipients))
         self.envelopes[envelope.message_id] = envelope
 
     def _deliver(self, envelope: Envelope) -> list[RecipientOutcome]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,11 +34,15 @@ def delivered_pairs(server: SMTPTestServer) -> Counter[tuple[str, str]]:
     return pairs
 
 
-def wait_for_state(result: AsyncResult, state: str, timeout: float = TIMEOUT) -> None:
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
-    while result.state != state:
-        assert time.monotonic() < deadline, f"task stayed {result.state}, expected {state}"
-        time.sleep(0.05)
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def wait_for_state(result: AsyncResult, state: str, timeout: float = TIMEOUT) -> None:
+    wait_until(lambda: result.state == state, timeout)
 
 
 def message_report(report: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +65,7 @@ def test_bulk_send_delivers_each_message_exactly_once_over_one_connection(
 
 
 def test_transient_recipient_is_delivered_after_retries_which_are_counted(
-    worker_app: Celery, smtp_server: SMTPTestServer
+    worker_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
 ) -> None:
     smtp_server.fail_recipient("later@example.com", 451, "4.2.0 Mailbox busy", times=2)
     payload = make_payload(to=["later@example.com"])
@@ -71,6 +76,7 @@ def test_transient_recipient_is_delivered_after_retries_which_are_counted(
     assert message_report(report, payload)["attempts"] == 3
     assert message_report(report, payload)["recipients"]["later@example.com"]["code"] == 250
     assert delivered_pairs(smtp_server) == {(payload["message_id"], "later@example.com"): 1}
+    wait_until(lambda: redis_client.hlen(keys.unacked_key()) == 0)  # every round was acknowledged
 
 
 def test_permanent_failure_fails_at_once_without_retry_and_is_dead_lettered(
@@ -203,6 +209,19 @@ def test_ledger_stops_a_second_run_from_sending_again(worker_app: Celery, smtp_s
     assert len(smtp_server.messages) == 1
     assert message_report(again, payload)["recipients"]["once@example.com"]["reply"] == LEDGER_REPLY
     assert again["sent"] == 1
+
+
+def test_one_message_id_twice_in_a_batch_is_one_delivery_to_all_recipients(
+    worker_app: Celery, smtp_server: SMTPTestServer
+) -> None:
+    payload = make_payload(to=["a@example.com", "b@example.com"])
+    again = {**payload, "recipients": ["b@example.com", "c@example.com"]}
+
+    report = send_batch(worker_app, [payload, again]).get(timeout=TIMEOUT)
+
+    assert [received.rcpt_tos for received in smtp_server.messages] == [["a@example.com", "b@example.com",
+                                                                         "c@example.com"]]
+    assert report["sent"] == 1
 
 
 def test_unreadable_payload_is_dead_lettered_and_the_rest_delivered(
