@@ -13,7 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, so that code changes do not reinstall them.
+# The package and its dependencies (and Flower); settings come last, as they change most.
 COPY pyproject.toml README.md ./
 COPY mailqueue ./mailqueue
 COPY workers ./workers

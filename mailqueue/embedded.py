@@ -40,8 +40,11 @@ LOG_FILE = "redis.log"
 START_TIMEOUT_SECONDS = 10.0
 STOP_TIMEOUT_SECONDS = 10.0
 
-# Processes keep the URL they found, so hot paths do not PING on every call.
-_known_urls: dict[Path, str] = {}
+RECHECK_SECONDS = 5.0
+# Processes keep the URL they found, and check it again at most every RECHECK_SECONDS, so a
+# send does not pay an extra round trip (a server stopped in between is restarted on the next
+# check; until then the caller gets the broker's connection error).
+_known_urls: dict[Path, tuple[str, float]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +82,18 @@ def redis_server_binary() -> str:
 def ensure_embedded_redis(data_dir: str | None = None) -> str:
     """URL of the machine's embedded Redis for ``data_dir``, started if nothing serves it yet."""
     folder = data_dir_path(data_dir)
-    known = _known_urls.get(folder)
+    known, checked_at = _known_urls.get(folder, (None, 0.0))
+    if known is not None and time.monotonic() - checked_at < RECHECK_SECONDS:
+        return known
     if known is not None and _serves(known, folder):
+        _known_urls[folder] = (known, time.monotonic())
         return known
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder):
         url = _running_url(folder)
         if url is None:
             url = _start(folder)
-    _known_urls[folder] = url
+    _known_urls[folder] = (url, time.monotonic())
     return url
 
 

@@ -129,3 +129,13 @@ def test_broker_url_falls_back_to_the_embedded_server(data_dir: str) -> None:
 
     with override_settings(MAILQUEUE_BROKER_URL="", MAILQUEUE_DATA_DIR=data_dir):
         assert broker_url() == ensure_embedded_redis(data_dir)
+
+
+def test_a_stopped_server_is_restarted_by_the_next_check(data_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mailqueue.embedded as embedded
+
+    url = ensure_embedded_redis(data_dir)
+    redis.Redis.from_url(url).shutdown(nosave=True)  # stopped behind this process's back
+    monkeypatch.setattr(embedded, "RECHECK_SECONDS", 0.0)
+    restarted = ensure_embedded_redis(data_dir)
+    assert redis.Redis.from_url(restarted).ping()
