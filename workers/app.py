@@ -100,7 +100,7 @@ def make_poller(app: Celery) -> DeferralPoller:
                       kwargs={"attempt": entry.attempt, "report": entry.report},
                       task_id=entry.task_id, queue=settings.MAILQUEUE_QUEUE)
 
-    return DeferralPoller(Deferrals(redis_client()), enqueue,
+    return DeferralPoller(Deferrals(redis_client(app.conf.broker_url)), enqueue,
                           interval=float(settings.MAILQUEUE_DEFERRED_POLL_INTERVAL))
 
 

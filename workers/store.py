@@ -24,11 +24,13 @@ from workers.retry import RetryPolicy
 
 @functools.lru_cache(maxsize=8)
 def client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, health_check_interval=30)
+    # Bounded waits: a stalled Redis fails the round (the task is requeued) instead of hanging it.
+    return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30)
 
 
-def redis_client() -> redis.Redis:
-    return client_for(broker_url())
+def redis_client(url: str | None = None) -> redis.Redis:
+    """The client for ``url``; by default the broker's (which may start the embedded Redis)."""
+    return client_for(url or broker_url())
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +45,8 @@ class Stores:
     hostname: str
 
     @classmethod
-    def from_settings(cls, *, hostname: str | None = None) -> Stores:
-        client = redis_client()
+    def from_settings(cls, *, url: str | None = None, hostname: str | None = None) -> Stores:
+        client = redis_client(url)
         return cls(
             client=client,
             ledger=Ledger(client, ttl=settings.MAILQUEUE_LEDGER_TTL),

@@ -224,7 +224,7 @@ class DeliveryRound:
 def deliver(self: Task, payloads: list[dict[str, Any]], attempt: int = 0, report: Report | None = None) -> Report:
     """``mailqueue.deliver``: deliver a batch; returns the final delivery report."""
     task_id = self.request.id or str(uuid.uuid4())
-    stores = Stores.from_settings(hostname=self.request.hostname)
+    stores = Stores.from_settings(url=self.app.conf.broker_url, hostname=self.request.hostname)
     delivery = DeliveryRound(task_id=task_id, attempt=attempt + 1, report=report, stores=stores)
     try:
         try:

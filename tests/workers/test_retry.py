@@ -68,7 +68,7 @@ def test_attempts_count_from_one() -> None:
 
 def test_options_are_keyword_only() -> None:
     with pytest.raises(TypeError):
-        RetryPolicy(1.0, 2.0, 3)  # type: ignore[misc]
+        RetryPolicy(1.0, 2.0, 3)  # type: ignore[call-arg]
 
 
 def test_from_settings_reads_the_retry_settings() -> None:
