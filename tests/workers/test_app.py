@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from mailqueue import keys
 from mailqueue.conf import override_settings
 from tests.fixtures.celery import make_payload, send_batch
 from tests.fixtures.smtp import SMTPTestServer
-from workers.app import create_app, restore_interval
+from workers.app import DeliveryLifecycle, create_app, restore_interval
 from workers.ledger import Ledger
 
 
@@ -44,6 +45,16 @@ def test_dead_worker_sweep_runs_at_a_fraction_of_the_visibility_timeout() -> Non
 
 def test_the_delivery_task_is_registered_under_the_producer_s_name() -> None:
     assert "mailqueue.deliver" in create_app().tasks
+
+
+def test_a_failing_lifecycle_hook_is_logged_not_fatal(worker_app: Celery, caplog: pytest.LogCaptureFixture) -> None:
+    worker = SimpleNamespace(app=worker_app)
+    step = DeliveryLifecycle(worker)
+    with override_settings(MAILQUEUE_DEFERRED_POLL_INTERVAL=0.0):  # the poller refuses this
+        step.start(worker)
+    step.stop(worker)
+    assert step.poller is None
+    assert "Could not start the deferred-retry poller" in caplog.text
 
 
 def test_threads_pool_keeps_one_connection_per_thread(worker_app: Celery, smtp_server: SMTPTestServer) -> None:
