@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from mailqueue.cli.base import CommandError, CommandParser, add_command
+from mailqueue.exceptions import MailQueueError
 
 if TYPE_CHECKING:
     from mailqueue.message import EmailMessage
@@ -113,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
     connection = get_connection(args.backend) if args.backend else get_connection()
     try:
         sent = connection.send_messages([message])
-    except OSError as error:  # smtplib and socket errors; the queue backend raises BrokerUnavailable
+    except MailQueueError:  # BrokerUnavailable (a ConnectionError too) says it all already
+        raise
+    except OSError as error:  # smtplib and socket errors
         raise CommandError(f"cannot send through {where(connection)}: {error}") from None
     delivery = getattr(message, "delivery", None)
     if delivery is not None:

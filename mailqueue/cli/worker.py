@@ -25,11 +25,32 @@ def register(subparsers: argparse._SubParsersAction[CommandParser]) -> None:
     parser = add_command(subparsers, "worker", help="start a delivery worker (Celery options pass through)",
                          description=DESCRIPTION)
     parser.add_argument("--celery-help", action="store_true", help="show Celery's worker options and exit")
+    parser.add_argument("--no-broker-check", action="store_true",
+                        help="start even if the broker does not answer now (Celery then keeps retrying)")
     parser.set_defaults(handler=run, accepts_extra=True)
 
 
 def celery_command(options: list[str]) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "workers", "worker", *options]
+
+
+def check_broker(url: str) -> None:
+    """Fail in one line, before Celery starts, if a Redis broker does not answer."""
+    import redis
+
+    from mailqueue.broker import redacted
+    from mailqueue.cli.base import CommandError
+
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return  # another transport: Celery reports on it
+    client = redis.Redis.from_url(url, socket_connect_timeout=3.0, socket_timeout=3.0)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise CommandError(f"cannot reach the broker at {redacted(url)}: {error} (the worker was not started; "
+                           "--no-broker-check starts it anyway)") from None
+    finally:
+        client.close()
 
 
 def worker_environment() -> dict[str, str]:
@@ -57,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
         os.execv(command[0], command)
     command = celery_command(list(args.extra))
     env = worker_environment()
+    if not args.no_broker_check:
+        from mailqueue.broker import broker_url
+
+        check_broker(broker_url())
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(command[0], command, env)

@@ -97,7 +97,7 @@ def test_unreachable_broker_is_one_line(mailqueue: Run) -> None:
         "send", "--to", "bob@example.com", "--body", "x",
         env={"EMAIL_BACKEND": "mailqueue.backends.queue.EmailBackend", "MAILQUEUE_BROKER_URL": dead_broker},
     ))
-    assert re.search(r"Could not enqueue on the broker at redis://127\.0\.0\.1:\d+/0", line)
+    assert re.match(r"mailqueue: error: Could not enqueue on the broker at redis://127\.0\.0\.1:\d+/0", line)
 
 
 def test_unreachable_smtp_server_is_one_line(mailqueue: Run) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.cli.conftest import CLIWorker, Run
+from mailqueue.devserver import free_port
+from tests.cli.conftest import CLIWorker, Run, assert_one_line_error
 
 
 def test_worker_delivers_what_send_enqueued(
@@ -48,3 +49,10 @@ def test_celery_help_shows_celerys_worker_options(mailqueue: Run) -> None:
     result = mailqueue("worker", "--celery-help")
     assert result.returncode == 0
     assert "--concurrency" in result.stdout
+
+
+def test_unreachable_broker_is_one_line_and_no_worker_starts(mailqueue: Run) -> None:
+    port = free_port()
+    line = assert_one_line_error(mailqueue("worker", env={"MAILQUEUE_BROKER_URL": f"redis://:pw@127.0.0.1:{port}/0"}))
+    assert f"cannot reach the broker at redis://:****@127.0.0.1:{port}/0" in line
+    assert "the worker was not started" in line
