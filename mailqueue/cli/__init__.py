@@ -39,9 +39,10 @@ def build_parser() -> CommandParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point; returns the exit status."""
-    # Like manage.py: settings modules such as config.local are found from the working directory.
+    # Like manage.py, settings modules such as config.local are found from the working
+    # directory; appended, so a stray file there cannot shadow an installed package.
     if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+        sys.path.append(os.getcwd())
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_extra", False):
