@@ -39,7 +39,7 @@ def reply(value: Any) -> Any:
 def broker_client() -> tuple[redis.Redis, str]:
     """A client on the broker's Redis (the embedded one if none is configured) and its URL."""
     url = broker_url()
-    if urlsplit(url).scheme not in ("redis", "rediss", "unix", "redis+socket"):
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
         raise CommandError(f"This command reads the broker's Redis, but MAILQUEUE_BROKER_URL is {redacted(url)}.")
     client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=10.0)
     return client, url
