@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,7 +13,7 @@ from celery.contrib.testing.worker import start_worker
 
 from mailqueue import keys
 from mailqueue.conf import override_settings
-from tests.fixtures.celery import make_payload, send_batch
+from tests.fixtures.celery import delivered_pairs, make_payload, send_batch
 from tests.fixtures.smtp import SMTPTestServer
 from workers.app import DeliveryLifecycle, create_app, restore_interval
 from workers.ledger import Ledger
@@ -92,13 +91,6 @@ def test_a_celery_worker_process_delivers_and_reports(
     worker.stop()
     assert worker.process.returncode == 0
 
-
-def delivered_pairs(server: SMTPTestServer) -> Counter[tuple[str, str]]:
-    pairs: Counter[tuple[str, str]] = Counter()
-    for received in list(server.messages):
-        message_id = str(received.message()["Message-ID"])
-        pairs.update((message_id, recipient) for recipient in received.rcpt_tos)
-    return pairs
 
 
 @pytest.mark.timeout(120)

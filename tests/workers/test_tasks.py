@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +14,7 @@ from celery.result import AsyncResult
 from mailqueue import keys
 from mailqueue.conf import override_settings
 from mailqueue.envelope import Envelope
-from tests.fixtures.celery import make_payload, send_batch
+from tests.fixtures.celery import delivered_pairs, make_payload, send_batch
 from tests.fixtures.smtp import SMTPTestServer
 from workers.deadletters import DeadLetters
 from workers.report import LEDGER_REPLY
@@ -24,14 +23,6 @@ from workers.tasks import DEFERRED
 pytestmark = pytest.mark.usefixtures("celery_worker")
 TIMEOUT = 20
 
-
-def delivered_pairs(server: SMTPTestServer) -> Counter[tuple[str, str]]:
-    """(Message-ID, recipient) -> how many times the server accepted it."""
-    pairs: Counter[tuple[str, str]] = Counter()
-    for received in server.messages:
-        message_id = str(received.message()["Message-ID"])
-        pairs.update((message_id, recipient) for recipient in received.rcpt_tos)
-    return pairs
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
