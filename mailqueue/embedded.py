@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import shutil
 import socket
 import subprocess
@@ -39,6 +40,7 @@ CONFIG_FILE = "redis.conf"
 LOG_FILE = "redis.log"
 START_TIMEOUT_SECONDS = 10.0
 STOP_TIMEOUT_SECONDS = 10.0
+PROBE_TIMEOUT_SECONDS = 5.0  # one CONFIG GET; a busy machine can take a while
 
 RECHECK_SECONDS = 5.0
 # Processes keep the URL they found, and check it again at most every RECHECK_SECONDS, so a
@@ -132,24 +134,63 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def _running_url(folder: Path) -> str | None:
+    """The URL of this folder's server, or None if none runs.
+
+    A server that is alive (its pid runs) but slow to answer, as on a loaded machine, is
+    waited for: taking it for dead would start a second server on the same files.
+    """
     port = _read_int(folder / PORT_FILE)
     if port is None:
         return None
     url = _url(port)
-    return url if _serves(url, folder) else None
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while True:
+        serves = _probe(url, folder)
+        if serves is not None:
+            return url if serves else None
+        if not _server_process_alive(folder):
+            return None
+        if time.monotonic() > deadline:
+            raise BrokerUnavailable(f"The embedded Redis in {folder} runs but does not answer at {url}.")
 
 
 def _serves(url: str, folder: Path) -> bool:
-    """True if a Redis answers at ``url`` and keeps its data in ``folder`` (not a stranger on our port)."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0, decode_responses=True)
+    return bool(_probe(url, folder))
+
+
+def _probe(url: str, folder: Path) -> bool | None:
+    """True: a Redis at ``url`` keeps its data in ``folder``; False: nothing there, or a stranger
+    on our port; None: no answer in time (busy, or a dead process's port)."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=PROBE_TIMEOUT_SECONDS,
+                                  socket_timeout=PROBE_TIMEOUT_SECONDS, decode_responses=True)
     try:
         answer: dict[str, str] = client.config_get("dir")  # type: ignore[assignment]  # sync client
         served = answer.get("dir")
+    except redis.TimeoutError:
+        return None
     except redis.RedisError:
         return False
     finally:
         client.close()
     return served is not None and Path(served).resolve() == folder
+
+
+def _server_process_alive(folder: Path) -> bool:
+    """Whether the pid in the pidfile runs (a zombie, left by an init that does not reap, does not)."""
+    pid = _read_int(folder / PID_FILE)
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): kill(pid, 0) is all we know
+    return state != "Z"
 
 
 def _start(folder: Path) -> str:

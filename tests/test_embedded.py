@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -139,3 +142,23 @@ def test_a_stopped_server_is_restarted_by_the_next_check(data_dir: str, monkeypa
     monkeypatch.setattr(embedded, "RECHECK_SECONDS", 0.0)
     restarted = ensure_embedded_redis(data_dir)
     assert redis.Redis.from_url(restarted).ping()
+
+
+def test_a_server_slow_to_answer_is_waited_for_not_duplicated(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mailqueue.embedded as embedded
+
+    url = ensure_embedded_redis(data_dir)
+    first_run = run_id(url)
+    pid = int((Path(data_dir) / "redis.pid").read_text())
+    monkeypatch.setattr(embedded, "PROBE_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(embedded, "_known_urls", {})  # as a new process would
+    os.kill(pid, signal.SIGSTOP)  # alive, listening, but not answering
+    resume = threading.Timer(1.0, os.kill, (pid, signal.SIGCONT))
+    resume.start()
+    try:
+        assert ensure_embedded_redis(data_dir) == url
+    finally:
+        resume.join()
+    assert run_id(url) == first_run
