@@ -84,3 +84,10 @@ class Envelope:
         except (KeyError, TypeError, ValueError, binascii.Error) as error:
             raise UnsupportedPayload(f"Malformed payload: {error!r}") from None
 
+
+
+def summarize(payloads: list[dict[str, Any]]) -> str:
+    """What monitoring tools (Flower, celery inspect) show for a task instead of the mail itself."""
+    first = payloads[0].get("message_id", "") if payloads else ""
+    more = f" and {len(payloads) - 1} more" if len(payloads) > 1 else ""
+    return f"[{len(payloads)} message(s): {first}{more}]"

@@ -36,7 +36,7 @@ from kombu.transport import redis as kombu_redis
 
 from mailqueue.broker import broker_url, redacted, shared_celery_config
 from mailqueue.conf import settings
-from mailqueue.envelope import DELIVER_TASK
+from mailqueue.envelope import DELIVER_TASK, summarize
 from mailqueue.exceptions import BrokerUnavailable
 
 __all__ = ["Publisher", "close_publishers", "get_publisher"]
@@ -93,7 +93,7 @@ class Publisher:
         amqp = self.app.amqp
         message = amqp.create_task_message(
             task_id, DELIVER_TASK, [list(payloads)],
-            argsrepr=_summary(payloads), kwargsrepr="{}", origin=self._origin,
+            argsrepr=summarize(list(payloads)), kwargsrepr="{}", origin=self._origin,
         )
         try:
             with self.app.producer_pool.acquire(block=True) as producer:
@@ -126,13 +126,6 @@ def _publishing_app(url: str, *, connect_timeout: float, socket_timeout: float) 
     config.update(broker_connection_retry=False, broker_connection_timeout=connect_timeout, result_backend=None)
     app.conf.update(config)
     return app
-
-
-def _summary(payloads: Sequence[dict[str, Any]]) -> str:
-    """What monitoring tools (flower, celery inspect) show instead of the whole batch."""
-    first = payloads[0]["message_id"] if payloads else ""
-    more = f" and {len(payloads) - 1} more" if len(payloads) > 1 else ""
-    return f"[{len(payloads)} message(s): {first}{more}]"
 
 
 _publishers: dict[_PublisherKey, Publisher] = {}

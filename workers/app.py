@@ -24,7 +24,7 @@ from celery.signals import worker_process_shutdown
 
 from mailqueue.broker import broker_url, result_backend_url, shared_celery_config
 from mailqueue.conf import settings
-from mailqueue.envelope import DELIVER_TASK
+from mailqueue.envelope import DELIVER_TASK, summarize
 from workers import session, tasks
 from workers.deferral import DeferralPoller, Deferrals, DeferredTask
 from workers.store import redis_client
@@ -98,6 +98,7 @@ def make_poller(app: Celery) -> DeferralPoller:
     def enqueue(entry: DeferredTask) -> None:
         app.send_task(DELIVER_TASK, args=[entry.payloads],
                       kwargs={"attempt": entry.attempt, "report": entry.report},
+                      argsrepr=summarize(entry.payloads), kwargsrepr=f"{{'attempt': {entry.attempt}}}",
                       task_id=entry.task_id, queue=settings.MAILQUEUE_QUEUE)
 
     return DeferralPoller(Deferrals(redis_client(app.conf.broker_url)), enqueue,

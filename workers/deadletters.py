@@ -20,7 +20,7 @@ import redis
 
 from mailqueue import keys
 from mailqueue.conf import settings
-from mailqueue.envelope import DELIVER_TASK, Envelope
+from mailqueue.envelope import DELIVER_TASK, Envelope, summarize
 from mailqueue.exceptions import UnknownDelivery
 
 if TYPE_CHECKING:
@@ -114,7 +114,8 @@ class DeadLetters:
         Envelope.from_payload(letter.payload)  # refuse a payload no worker could read
         task_id = str(uuid.uuid4())
         sender = app if app is not None else _default_app()
-        sender.send_task(DELIVER_TASK, args=[[letter.payload]], task_id=task_id, queue=settings.MAILQUEUE_QUEUE)
+        sender.send_task(DELIVER_TASK, args=[[letter.payload]], argsrepr=summarize([letter.payload]),
+                         task_id=task_id, queue=settings.MAILQUEUE_QUEUE)
         self.purge([letter_id])
         return task_id
 

@@ -193,11 +193,17 @@ class DeferralPoller:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        failing = False
         while not self._stopping.wait(self.interval):
             try:
                 sent = self.run_once()
-            except Exception:  # Redis away for a moment: log it and keep polling
-                logger.exception("Deferred-retry poll failed")
+            except Exception as error:  # Redis away for a moment: say so once, keep polling
+                if not failing:
+                    logger.warning("Deferred-retry poll failed (%s); retrying every %.1f s", error, self.interval)
+                failing = True
                 continue
+            if failing:
+                logger.info("Deferred-retry poll works again")
+                failing = False
             if sent:
                 logger.info("Re-enqueued %d deferred delivery task(s)", sent)
