@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from mailqueue.addresses import envelope_address
 from mailqueue.exceptions import MessageTooLarge, UnsupportedPayload
+from mailqueue.fastpath import envelope, serialize
 
 if TYPE_CHECKING:
     from mailqueue.message import EmailMessage
@@ -37,18 +37,22 @@ class Envelope:
 
     @classmethod
     def from_email_message(cls, email_message: EmailMessage, *, max_size: int) -> Envelope:
-        """Serialize once, validate everything, and refuse what cannot be sent."""
-        built = email_message.message(policy=email.policy.SMTP)
-        raw = built.as_bytes()
+        """Serialize once, validate everything, and refuse what cannot be sent.
+
+        ``mailqueue.fastpath`` writes the common messages directly and hands the rest to
+        ``message(policy=SMTP)``; both raise the same validation errors.
+        """
+        raw, message_id = serialize(email_message, policy=email.policy.SMTP)
         if len(raw) > max_size:
             raise MessageTooLarge(
-                f"Message {built['Message-ID']} is {len(raw)} bytes, larger than "
+                f"Message {message_id} is {len(raw)} bytes, larger than "
                 f"MAILQUEUE_MAX_MESSAGE_SIZE ({max_size} bytes)."
             )
+        sender, recipients = envelope(email_message)
         return cls(
-            message_id=str(built["Message-ID"]),
-            sender=envelope_address(email_message.from_email),
-            recipients=tuple(envelope_address(addr) for addr in email_message.recipients()),
+            message_id=message_id,
+            sender=sender,
+            recipients=recipients,
             message=raw,
             enqueued_at=time.time(),
         )
@@ -83,7 +87,6 @@ class Envelope:
             )
         except (KeyError, TypeError, ValueError, binascii.Error) as error:
             raise UnsupportedPayload(f"Malformed payload: {error!r}") from None
-
 
 
 def summarize(payloads: list[dict[str, Any]]) -> str:
