@@ -1,0 +1,1 @@
+"""mailqueue's benchmarks: run ``python benchmarks/run.py`` (see BENCHMARKS.md)."""

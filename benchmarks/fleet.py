@@ -1,0 +1,149 @@
+"""(c) fleet: end-to-end messages per second, from enqueue until the SMTP sink accepted them.
+
+Workers are real ``celery -A workers worker`` subprocesses (prefork pool, one pool process
+per "worker process"), warmed up before the clock starts. The limit they are compared with
+is a bare smtplib loop sending the same pre-built bytes over one persistent connection to
+the same sink, measured before and after the fleet runs (the better of the two counts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+import mailqueue.message
+from benchmarks.mixes import MIXES
+from benchmarks.report import rate, ratio, table
+from benchmarks.servers import Sink
+from mailqueue.backends.queue import EmailBackend
+from mailqueue.conf import override_settings
+from mailqueue.envelope import Envelope
+from mailqueue.producer import close_publishers
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT_MIX = MIXES[0]
+DELIVERY_TIMEOUT = 300.0
+
+
+def smtplib_rate(sink: Sink, envelopes: list[Envelope]) -> float:
+    """Messages per second of one smtplib connection sending pre-built bytes in a loop."""
+    with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
+        smtp.ehlo()
+        for envelope in envelopes[:20]:  # warm up
+            smtp.sendmail(envelope.sender, list(envelope.recipients), envelope.message)
+        started = time.perf_counter()
+        for envelope in envelopes:
+            smtp.sendmail(envelope.sender, list(envelope.recipients), envelope.message)
+        return len(envelopes) / (time.perf_counter() - started)
+
+
+@dataclass
+class Fleet:
+    """One ``celery worker`` with ``processes`` pool processes, and how to reach it."""
+
+    processes: int
+    process: subprocess.Popen[bytes]
+    settings: dict[str, Any]
+    log: Path
+
+    def memory(self) -> dict[str, Any]:
+        """RSS (and USS: pages not shared with the parent) of the main and pool processes."""
+        main = psutil.Process(self.process.pid)
+        celery = [p for p in [main, *main.children(recursive=True)] if "celery" in " ".join(p.cmdline())]
+        parent, pool = celery[0], celery[1:]
+
+        def sizes(process: psutil.Process) -> dict[str, int]:
+            info = process.memory_full_info()
+            return {"rss": info.rss, "uss": info.uss}
+
+        return {"main": sizes(parent), "pool": [sizes(child) for child in pool]}
+
+
+def worker_settings(*, redis_url: str, sink: Sink, processes: int) -> dict[str, Any]:
+    tag = f"{os.getpid()}-{processes}"
+    return {
+        "MAILQUEUE_BROKER_URL": redis_url, "MAILQUEUE_RESULT_BACKEND": redis_url,
+        "MAILQUEUE_QUEUE": f"mailqueue-bench-{tag}", "MAILQUEUE_KEY_PREFIX": f"mailqueue-bench-{tag}",
+        "MAILQUEUE_DELIVERY_BACKEND": "mailqueue.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": sink.port, "EMAIL_TIMEOUT": 10.0,
+    }
+
+
+@contextlib.contextmanager
+def fleet(*, redis_url: str, sink: Sink, processes: int) -> Iterator[Fleet]:
+    values = worker_settings(redis_url=redis_url, sink=sink, processes=processes)
+    env = dict(os.environ, **{name: str(value) for name, value in values.items()})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "prefork",
+               "--concurrency", str(processes), "--loglevel", "WARNING", "--without-gossip",
+               "--without-mingle", "--without-heartbeat", "--hostname", f"bench-{processes}-{os.getpid()}@%h"]
+    with tempfile.TemporaryDirectory(prefix="mailqueue-bench-fleet-") as directory:
+        log = Path(directory, "worker.log")
+        with log.open("wb") as output:
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        try:
+            yield Fleet(processes, process, values, log)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def deliver(team: Fleet, sink: Sink, count: int) -> float:
+    """Enqueue ``count`` messages (batches of MAILQUEUE_BATCH_SIZE) and return the seconds
+    until the sink accepted all of them."""
+    messages = [TEXT_MIX.build(mailqueue.message) for _ in range(count)]
+    before = sink.accepted
+    with override_settings(**team.settings):
+        started = time.perf_counter()
+        EmailBackend().send_messages(messages)
+        if not sink.wait_for(before + count, timeout=DELIVERY_TIMEOUT):
+            raise RuntimeError(f"the sink accepted {sink.accepted - before} of {count} messages within "
+                               f"{DELIVERY_TIMEOUT} s; worker log:\n{team.log.read_text()[-3000:]}")
+        return time.perf_counter() - started
+
+
+def run(*, redis_url: str, sink: Sink, quick: bool) -> dict[str, Any]:
+    counts = [1] if quick else [1, 2, 4]
+    total = 200 if quick else 4000
+    envelopes = [Envelope.from_email_message(TEXT_MIX.build(mailqueue.message), max_size=10**7)
+                 for _ in range(total)]
+    limits = [smtplib_rate(sink, envelopes)]
+    runs: dict[str, Any] = {}
+    for processes in counts:
+        with fleet(redis_url=redis_url, sink=sink, processes=processes) as team:
+            deliver(team, sink, 50 * processes)  # warm up: every pool process connects to Redis and SMTP
+            seconds = deliver(team, sink, total)
+            runs[str(processes)] = {"processes": processes, "messages": total, "seconds": seconds,
+                                    "per_second": total / seconds, "memory": team.memory()}
+        close_publishers()
+    limits.append(smtplib_rate(sink, envelopes))
+    limit = max(limits)
+    for entry in runs.values():
+        entry["ratio_to_smtplib"] = entry["per_second"] / limit
+    return {"sink": sink.kind, "smtplib_per_second": limit, "smtplib_runs": limits, "runs": runs}
+
+
+def render(result: dict[str, Any]) -> str:
+    rows = [["bare smtplib loop, one connection (the limit)", rate(result["smtplib_per_second"]), "1.00x"]]
+    rows += [[f"{entry['processes']} worker process(es), {entry['messages']} messages", rate(entry["per_second"]),
+              ratio(entry["ratio_to_smtplib"])] for entry in result["runs"].values()]
+    return table(f"(c) fleet: enqueue to accepted by the sink ({result['sink']}; target: 2 processes >= 0.70x)",
+                 ["run", "messages/s", "ratio to smtplib"], rows)
