@@ -5,10 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+usable() {  # a Python >= 3.11 with venv that really runs (a pyenv shim may exist but refuse)
+  "$1" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1
+}
+
 pick_python() {
-  for candidate in python3.12 python3.13 python3 python3.11; do
-    if command -v "$candidate" >/dev/null 2>&1 &&
-       "$candidate" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  local pyenv_root=${PYENV_ROOT:-$HOME/.pyenv} candidate
+  for candidate in python3.12 python3.13 "$pyenv_root"/versions/3.12*/bin/python3 \
+                   "$pyenv_root"/versions/3.13*/bin/python3 python3 python3.11; do
+    if usable "$candidate"; then
       echo "$candidate"; return 0
     fi
   done

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import textwrap
 
+from tests.contrib.test_django import django_folder
+
 DJANGO_MODULES = 'sorted(m for m in sys.modules if m.split(".")[0] == "django")'
 
 USE_MAILQUEUE = textwrap.dedent(
@@ -80,5 +82,7 @@ def test_mailqueue_and_its_queue_backend_work_where_django_is_not_installed(redi
 
 def test_the_django_backend_is_what_imports_django() -> None:
     # The counterpart of the tests above: the same check does see Django once the backend is used.
-    result = run_python(IMPORT_THE_DJANGO_BACKEND)
+    # Before Python 3.12 the virtualenv has no Django of its own; 5.2 LTS runs there.
+    folder = None if sys.version_info >= (3, 12) else django_folder("5.2")
+    result = run_python(IMPORT_THE_DJANGO_BACKEND, **({"PYTHONPATH": str(folder)} if folder else {}))
     assert {"django.conf", "django.core.mail", "django.db"} <= set(result["after"])  # type: ignore[arg-type]
