@@ -15,10 +15,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 
@@ -78,38 +78,35 @@ def redis_server(url: str | None) -> Iterator[str]:
 
 @dataclass
 class Sink:
-    """A running SMTP sink: where it listens, what it is, and how many messages it accepted."""
+    """A running SMTP sink: where it listens, what it is, and how many messages it accepted.
+
+    The sink writes its running counter to a file (``mesg=N`` for smtp-sink, ``accepted N``
+    for ours), read only when asked: a thread following a pipe would take the GIL from
+    the smtplib loop it is measured against.
+    """
 
     kind: str
     port: int
     process: subprocess.Popen[bytes]
-    _accepted: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    counter: Path
 
     @property
     def accepted(self) -> int:
-        with self._lock:
-            return self._accepted
-
-    def _follow(self) -> None:
-        """Read the sink's running counter (``mesg=N`` for smtp-sink, ``accepted N`` for ours)."""
-        assert self.process.stdout is not None
-        pattern = re.compile(rb"(?:mesg=|accepted )(\d+)")
-        buffer = b""
-        while chunk := self.process.stdout.read1(4096):  # type: ignore[attr-defined]
-            buffer = (buffer + chunk)[-256:]
-            found = pattern.findall(buffer)
-            if found:
-                with self._lock:
-                    self._accepted = int(found[-1])
+        with self.counter.open("rb") as stream:
+            stream.seek(max(0, self.counter.stat().st_size - 256))
+            found = _COUNTER.findall(stream.read())
+        return int(found[-1]) if found else 0
 
     def wait_for(self, count: int, *, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while self.accepted < count:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or self.process.poll() is not None:
                 return False
-            time.sleep(0.002)
+            time.sleep(0.005)
         return True
+
+
+_COUNTER = re.compile(rb"(?:mesg=|accepted )(\d+)")
 
 
 @contextlib.contextmanager
@@ -124,15 +121,15 @@ def smtp_sink() -> Iterator[Sink]:
     else:
         command = [sys.executable, "-m", "benchmarks.aiosink", str(port)]
         kind = "aiosmtpd sink"
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                               start_new_session=True)
-    sink = Sink(kind, port, process)
-    threading.Thread(target=sink._follow, daemon=True, name="sink-counter").start()
-    try:
-        wait_for_port(port, process)
-        yield sink
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        stop(process)
+    with tempfile.TemporaryDirectory(prefix="mailqueue-bench-sink-") as directory:
+        counter = Path(directory, "counter")
+        with counter.open("wb") as output:
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.DEVNULL, start_new_session=True,
+                                       cwd=Path(__file__).resolve().parents[1])
+        try:
+            wait_for_port(port, process)
+            yield Sink(kind, port, process, counter)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            stop(process)

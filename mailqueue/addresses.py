@@ -6,10 +6,12 @@ overrides, and its non-ASCII domains are IDNA-encoded so any server accepts them
 
 from __future__ import annotations
 
+import contextlib
 from email.errors import HeaderParseError
 from email.headerregistry import Address, AddressHeader
 
 from mailqueue.exceptions import InvalidMessage
+from mailqueue.mailboxes import parse_mailbox
 
 # Django allows bare local mailboxes such as "webmaster"; so do we.
 _TOLERATED_DEFECTS = {"addr-spec local part with no domain"}
@@ -35,6 +37,10 @@ def envelope_address(address: str, *, force_ascii: bool = True) -> str:
     """
     if not isinstance(address, str):
         raise TypeError(f"An email address must be a str, not {type(address).__name__}: {address!r}")
+    plain = parse_mailbox(address)  # most addresses: no need for the email package's parser
+    if plain is not None:
+        with contextlib.suppress(InvalidMessage):  # a bad IDNA domain: let the parser explain
+            return f"{plain.local}@{punycode(plain.domain) if force_ascii else plain.domain}"
     try:
         parsed = AddressHeader.value_parser(address)
     except (IndexError, HeaderParseError):  # the stdlib parser crashes on some input, e.g. "to@"

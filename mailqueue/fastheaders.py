@@ -17,13 +17,13 @@ import datetime
 import email.message
 import email.policy
 import email.utils
-import re
 from email.headerregistry import AddressHeader, UnstructuredHeader
-from typing import Any, NamedTuple
+from typing import Any
 
 from mailqueue.addresses import punycode
 from mailqueue.exceptions import InvalidMessage
 from mailqueue.headers import ADDRESS_ARGUMENT_HEADERS, punycode_address_headers
+from mailqueue.mailboxes import MESSAGE_ID, Mailbox, parse_mailboxes
 
 POLICY = email.policy.SMTP
 MAX_LINE = 78  # POLICY.max_line_length: the longest line, CRLF excluded
@@ -32,63 +32,7 @@ _REGISTRY: dict[str, type] = POLICY.header_factory.registry  # type: ignore[attr
 # them or writes them twice; only the standard build knows which.
 _MIME_HEADERS = frozenset({"mime-version", "content-type", "content-transfer-encoding", "content-disposition"})
 
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
-_LOCAL = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"  # a dot-atom local part, ASCII only
-_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"  # letters and digits of any script, inner hyphens
-_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*"
-# A display name: words without RFC 5322 specials, or one quoted string without escapes.
-_PHRASE = r'[^\s()<>@,:;."\[\]\\]+(?: [^\s()<>@,:;."\[\]\\]+)*'
-_QUOTED = r'"[^"\\]+"'
-_MAILBOX = re.compile(
-    rf"(?:(?P<display>{_PHRASE}|{_QUOTED}) *)?<(?P<local>{_LOCAL})@(?P<domain>{_DOMAIN})>"
-    rf"|(?P<bare_local>{_LOCAL})@(?P<bare_domain>{_DOMAIN})"
-)
-_SEPARATOR = re.compile(r", *")
 _SPECIALS = frozenset('()<>@,:;."[]\\')
-_MSGID = re.compile(rf"<{_LOCAL}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>")
-
-
-class Mailbox(NamedTuple):
-    """One parsed address: the display name as written (quotes included) or None."""
-
-    display: str | None
-    local: str
-    domain: str
-
-    def addr_spec(self) -> str:
-        """``local@domain`` with the domain IDNA-encoded, as the SMTP envelope wants it."""
-        return f"{self.local}@{punycode(self.domain)}"
-
-
-def parse_mailbox(address: str) -> Mailbox | None:
-    """The single mailbox ``address`` if it has one of the simple shapes, else None."""
-    match = _MAILBOX.fullmatch(address)
-    return _mailbox(match) if match else None
-
-
-def parse_mailboxes(value: str) -> list[Mailbox] | None:
-    """A comma-separated list of simple mailboxes, or None if ``value`` is anything else."""
-    if "=?" in value or not value.isprintable():
-        return None  # encoded words and control characters: the email package knows best
-    mailboxes: list[Mailbox] = []
-    position, end = 0, len(value)
-    while True:
-        match = _MAILBOX.match(value, position)
-        if match is None:
-            return None
-        mailboxes.append(_mailbox(match))
-        if match.end() == end:
-            return mailboxes
-        separator = _SEPARATOR.match(value, match.end())
-        if separator is None or separator.end() == end:
-            return None
-        position = separator.end()
-
-
-def _mailbox(match: re.Match[str]) -> Mailbox:
-    if match["local"] is not None:
-        return Mailbox(match["display"], match["local"], match["domain"])
-    return Mailbox(None, match["bare_local"], match["bare_domain"])
 
 
 # --- The header block -------------------------------------------------------------------------
@@ -225,7 +169,7 @@ def addresses(name: str, value: str) -> bytes | None:
 
 def message_id(name: str, value: str) -> bytes | None:
     """``<id@domain>`` in its plain form (make_msgid's output)."""
-    if not _MSGID.fullmatch(value):
+    if not MESSAGE_ID.fullmatch(value):
         return None
     return fold(name, [value])
 

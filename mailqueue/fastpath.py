@@ -27,7 +27,6 @@ from typing import Any, NamedTuple
 from mailqueue import fastheaders
 from mailqueue.addresses import envelope_address
 from mailqueue.attachments import decode_text
-from mailqueue.exceptions import InvalidMessage
 from mailqueue.message import EmailMessage, EmailMultiAlternatives
 
 __all__ = ["Serialized", "envelope", "fast_serialize", "serialize"]
@@ -81,20 +80,9 @@ def fast_serialize(email_message: Any, *, policy: Policy = POLICY) -> Serialized
 
 
 def envelope(email_message: Any) -> tuple[str, tuple[str, ...]]:
-    """MAIL FROM and RCPT TO addresses, as ``mailqueue.addresses.envelope_address`` gives them."""
-    sender = envelope_address_fast(email_message.from_email)
-    return sender, tuple(envelope_address_fast(address) for address in email_message.recipients())
-
-
-def envelope_address_fast(address: Any) -> str:
-    """``envelope_address(address)``, skipping the email package's parser for simple addresses."""
-    mailbox = fastheaders.parse_mailbox(address) if isinstance(address, str) and address.isprintable() else None
-    if mailbox is None or "=?" in address:
-        return envelope_address(address)
-    try:
-        return mailbox.addr_spec()
-    except InvalidMessage:
-        return envelope_address(address)  # the same error, raised the usual way
+    """MAIL FROM and RCPT TO: ``envelope_address()`` of from_email and of every recipient."""
+    return (envelope_address(email_message.from_email),
+            tuple(envelope_address(address) for address in email_message.recipients()))
 
 
 # --- Which messages ---------------------------------------------------------------------------

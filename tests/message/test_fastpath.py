@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from mailqueue.addresses import envelope_address
 from mailqueue.conf import override_settings
 from mailqueue.envelope import Envelope
-from mailqueue.fastpath import encode_base64, envelope, envelope_address_fast, fast_serialize, serialize
+from mailqueue.fastpath import encode_base64, envelope, fast_serialize, serialize
 from mailqueue.message import EmailMessage, EmailMultiAlternatives, make_msgid
 from tests.message.corpus import CASES, MAILQUEUE, Attach, Case, build
 from tests.message.structure import describe, normalized_bytes, tree
@@ -335,18 +335,6 @@ def test_long_address_lists_fold_like_the_email_package(names: list[str]) -> Non
     fast = fast_serialize(message, policy=SMTP)
     assert fast is not None
     assert normalized_bytes(fast.message) == normalized_bytes(standard_bytes(message))
-
-
-@GENERATED
-@given(address=st.one_of(addresses(), texts))
-def test_envelope_address_matches_the_email_package(address: str) -> None:
-    def result(function: Any) -> str:
-        try:
-            return str(function(address))
-        except Exception as error:  # noqa: BLE001 - any error, as long as both builds raise it
-            return f"{type(error).__name__}: {error}"
-
-    assert result(envelope_address_fast) == result(envelope_address)
 
 
 def test_a_lone_surrogate_takes_the_standard_build() -> None:
