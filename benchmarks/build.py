@@ -37,25 +37,32 @@ def django_mail() -> Any | None:
     return mail
 
 
-def per_second(work: Callable[[], Any], *, seconds: float, rounds: int) -> float:
-    """The best of ``rounds`` timed loops of about ``seconds`` each, as operations per second."""
+def batch_size(work: Callable[[], Any], *, seconds: float) -> int:
+    """How many calls take about a tenth of ``seconds`` (after a first, warming call)."""
     work()
     batch = 1
-    while True:  # size a batch to about a tenth of a round
+    while True:
         started = time.perf_counter()
         for _ in range(batch):
             work()
         if time.perf_counter() - started > seconds / 10:
-            break
+            return batch
         batch *= 2
-    best = 0.0
+
+
+def per_second(works: dict[str, Callable[[], Any]], *, seconds: float, rounds: int) -> dict[str, float]:
+    """Calls per second of each contender: the best of ``rounds`` loops of about ``seconds``,
+    the contenders taking turns so that drift on a shared machine hits them alike."""
+    batches = {name: batch_size(work, seconds=seconds) for name, work in works.items()}
+    best = dict.fromkeys(works, 0.0)
     for _ in range(rounds):
-        done, started = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - started) < seconds:
-            for _ in range(batch):
-                work()
-            done += batch
-        best = max(best, done / elapsed)
+        for name, work in works.items():
+            done, started = 0, time.perf_counter()
+            while (elapsed := time.perf_counter() - started) < seconds:
+                for _ in range(batches[name]):
+                    work()
+                done += batches[name]
+            best[name] = max(best[name], done / elapsed)
     return best
 
 
@@ -77,8 +84,7 @@ def run(*, quick: bool) -> dict[str, Any]:
     seconds, rounds = (0.05, 2) if quick else (0.4, 5)
     results: dict[str, Any] = {"django_version": getattr(django, "VERSION", None), "mixes": {}}
     for mix in MIXES:
-        rates = {name: per_second(work, seconds=seconds, rounds=rounds)
-                 for name, work in contenders(mix, django).items()}
+        rates = per_second(contenders(mix, django), seconds=seconds, rounds=rounds)
         entry: dict[str, Any] = {"label": mix.label, "per_second": rates}
         if "django" in rates:
             entry["speedup_vs_django"] = rates["mailqueue"] / rates["django"]
