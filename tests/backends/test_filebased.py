@@ -4,6 +4,10 @@ import email
 import email.message
 import email.policy
 import os
+import re
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,11 @@ from mailqueue.exceptions import ImproperlyConfigured
 from mailqueue.message import EmailMessage
 from tests.backends.contract import MailboxContract
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# util-linux's setpriv drops CAP_DAC_OVERRIDE, so permission bits bind root as well.
+WITHOUT_ROOTS_FILE_RIGHTS = (
+    ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps=-all"] if os.geteuid() == 0 else []
+)
 SEPARATOR = b"\n" + b"-" * 79 + b"\n"
 
 
@@ -118,12 +127,26 @@ def test_folder_that_cannot_be_created_is_improperly_configured(tmp_path: Path) 
         filebased.EmailBackend(file_path=blocker / "inside")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to any directory, so the check cannot fail")
-def test_read_only_folder_is_improperly_configured(tmp_path: Path) -> None:
-    folder = tmp_path / "read-only"
-    folder.mkdir(mode=0o500)
-    with pytest.raises(ImproperlyConfigured, match="Could not write to directory: .*read-only"):
-        filebased.EmailBackend(file_path=folder)
+def test_read_only_folder_is_improperly_configured() -> None:
+    # Root may write anywhere, so under root the check runs without the capabilities that allow it.
+    with tempfile.TemporaryDirectory() as top:
+        os.chmod(top, 0o755)
+        folder = Path(top) / "read-only"
+        folder.mkdir(mode=0o555)
+        code = (
+            "from mailqueue.backends import filebased\n"
+            "from mailqueue.exceptions import ImproperlyConfigured\n"
+            "try:\n"
+            f"    filebased.EmailBackend(file_path={str(folder)!r})\n"
+            "except ImproperlyConfigured as error:\n"
+            "    print(error)\n"
+        )
+        completed = subprocess.run(
+            [*WITHOUT_ROOTS_FILE_RIGHTS, sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+            cwd=top, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        )
+    assert completed.returncode == 0, completed.stderr
+    assert re.search(r"Could not write to directory: .*read-only", completed.stdout), completed.stdout
 
 
 def test_constructor_arguments_are_keyword_only(tmp_path: Path) -> None:
