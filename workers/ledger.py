@@ -29,6 +29,15 @@ class Ledger:
         members = cast("set[bytes | str]", self.client.smembers(keys.ledger_key(message_id)))
         return {member.decode() if isinstance(member, bytes) else member for member in members}
 
+    def accepted_many(self, message_ids: list[str]) -> dict[str, set[str]]:
+        """``accepted()`` of each message, in one round trip (a batch is read once, up front)."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for message_id in message_ids:
+                pipe.smembers(keys.ledger_key(message_id))
+            results = pipe.execute()
+        return {message_id: {m.decode() if isinstance(m, bytes) else m for m in members}
+                for message_id, members in zip(message_ids, results, strict=True)}
+
     def record(self, message_id: str, recipients: Iterable[str]) -> None:
         """Remember accepted recipients; refreshes the TTL of the message's entry."""
         recipients = list(recipients)

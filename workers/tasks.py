@@ -69,6 +69,8 @@ class DeliveryRound:
         self.report.update(attempts=attempt, retries=attempt - 1, hostname=stores.hostname)
         self.envelopes: dict[str, Envelope] = {}
         self.settled: set[str] = set()
+        self.counts: dict[str, int] = {}  # stats to add, written once per round
+        self.already: dict[str, set[str]] = {}
         # Stay well inside the visibility timeout, or Redis hands this task to a second worker.
         self.deadline = time.monotonic() + settings.MAILQUEUE_VISIBILITY_TIMEOUT / 2
 
@@ -76,6 +78,7 @@ class DeliveryRound:
     def run(self, payloads: list[dict[str, Any]]) -> None:
         for index, payload in enumerate(payloads):
             self._parse(index, payload)
+        self.already = self.stores.ledger.accepted_many(list(self.envelopes))
         lost_in_a_row = 0
         for envelope in list(self.envelopes.values()):
             if lost_in_a_row >= MAX_LOST_CONNECTIONS:
@@ -103,7 +106,7 @@ class DeliveryRound:
     def _deliver(self, envelope: Envelope) -> list[RecipientOutcome]:
         message_id = envelope.message_id
         message_entry(self.report, message_id)["attempts"] += 1
-        already = self.stores.ledger.accepted(message_id)
+        already = self.already.get(message_id, set())
         todo = []
         for recipient in dict.fromkeys(envelope.recipients):  # one copy per address
             if recipient in already:
@@ -135,7 +138,7 @@ class DeliveryRound:
             return
         self.settled.add(message_id)
         if status != FAILED:
-            self.stores.count(sent=1)
+            self.counts["sent"] = self.counts.get("sent", 0) + 1
             return
         failed = failures(self.report, message_id)
         letter = self.stores.dead_letters.add(
@@ -195,6 +198,7 @@ class DeliveryRound:
         """Park the pending recipients until the retry is due, and end this round."""
         due = time.time() + delay
         tally(self.report)["next_attempt_at"] = due
+        self.flush_counts()
         task.update_state(state=DEFERRED, meta=self.report)
         self.stores.deferrals.defer(DeferredTask(
             task_id=self.task_id, payloads=payloads, attempt=self.attempt, report=self.report, due=due))
@@ -203,7 +207,12 @@ class DeliveryRound:
                     self.task_id, len(payloads), self.attempt + 1, delay)
         raise Ignore()
 
+    def flush_counts(self) -> None:
+        counts, self.counts = self.counts, {}
+        self.stores.count(**counts)
+
     def finish(self) -> Report:
+        self.flush_counts()
         self.report.update(finished_at=time.time(), next_attempt_at=None)
         tally(self.report)
         self.stores.deferrals.cancel(self.task_id)  # a stale round of this task, if a crash left one
