@@ -10,6 +10,7 @@ each overridable and each a place where a faster builder can take over:
 
 from __future__ import annotations
 
+import email.errors
 import email.message
 import email.policy
 from collections.abc import Iterable, Sequence
@@ -72,6 +73,15 @@ def _address_list(argument: str, value: Sequence[str] | None) -> list[str]:
     return list(value)
 
 
+def _set_header(msg: email.message.EmailMessage, name: str, value: Any) -> None:
+    """Set a header; the email package's parser crashes (IndexError) on some malformed
+    addresses such as ``"nobody@"``, which the caller must see as an invalid message."""
+    try:
+        msg[name] = value
+    except (IndexError, email.errors.HeaderParseError) as error:
+        raise InvalidMessage(f"Invalid {name} header value {value!r}: {error}") from None
+
+
 class EmailMessage:
     """A single email message, which can be sent to several recipients."""
 
@@ -118,7 +128,7 @@ class EmailMessage:
         self._add_bodies(msg)
         self._add_attachments(msg)
         for name, value in headers:
-            msg[name] = value
+            _set_header(msg, name, value)
         if not getattr(policy, "utf8", False):
             punycode_address_headers(msg)
         return msg

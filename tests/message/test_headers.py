@@ -14,6 +14,7 @@ import pytest
 
 from mailqueue import InvalidMessage
 from mailqueue.conf import override_settings
+from mailqueue.envelope import Envelope
 from mailqueue.headers import has_line_break, make_msgid
 from mailqueue.message import EmailMessage
 from mailqueue.utils import DNS_NAME
@@ -283,3 +284,18 @@ def test_header_injection_error_is_a_value_error() -> None:
 def test_recipients_given_as_a_str_raise_type_error(argument: str) -> None:
     with pytest.raises(TypeError, match=f'"{argument}" argument must be a list or tuple'):
         make(**{argument: "someone@example.com"})
+
+
+@pytest.mark.parametrize("field", ["from_email", "to", "cc", "reply_to"])
+def test_address_the_email_package_cannot_parse_is_an_invalid_message(field):
+    value = "nobody@" if field == "from_email" else ["nobody@"]
+    arguments = {"from_email": "from@example.com", "to": ["to@example.com"], field: value}
+    message = EmailMessage("Subject", "Body", **arguments)
+    with pytest.raises(InvalidMessage, match="nobody@"):
+        message.message()
+
+
+def test_unparseable_address_is_refused_before_anything_is_enqueued():
+    message = EmailMessage("Subject", "Body", "nobody@", ["to@example.com"])
+    with pytest.raises(InvalidMessage, match="nobody@"):
+        Envelope.from_email_message(message, max_size=10_000)
