@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from mailqueue.addresses import envelope_address
 from mailqueue.exceptions import MessageTooLarge, UnsupportedPayload
-from mailqueue.fastpath import envelope, serialize
+from mailqueue.fastpath import serialize
 
 if TYPE_CHECKING:
     from mailqueue.message import EmailMessage
@@ -48,11 +49,10 @@ class Envelope:
                 f"Message {message_id} is {len(raw)} bytes, larger than "
                 f"MAILQUEUE_MAX_MESSAGE_SIZE ({max_size} bytes)."
             )
-        sender, recipients = envelope(email_message)
         return cls(
             message_id=message_id,
-            sender=sender,
-            recipients=recipients,
+            sender=envelope_address(email_message.from_email),
+            recipients=tuple(envelope_address(address) for address in email_message.recipients()),
             message=raw,
             enqueued_at=time.time(),
         )

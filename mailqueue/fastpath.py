@@ -25,11 +25,10 @@ from email.policy import Policy
 from typing import Any, NamedTuple
 
 from mailqueue import fastheaders
-from mailqueue.addresses import envelope_address
 from mailqueue.attachments import decode_text
 from mailqueue.message import EmailMessage, EmailMultiAlternatives
 
-__all__ = ["Serialized", "envelope", "fast_serialize", "serialize"]
+__all__ = ["Serialized", "fast_serialize", "serialize"]
 
 POLICY = email.policy.SMTP  # the one policy the fast path writes
 _MAX_LINE = fastheaders.MAX_LINE
@@ -77,12 +76,6 @@ def fast_serialize(email_message: Any, *, policy: Policy = POLICY) -> Serialized
     if part is None:
         return None
     return Serialized(b"".join(part.headers) + b"".join(lines) + b"\r\n" + part.body, message_id)
-
-
-def envelope(email_message: Any) -> tuple[str, tuple[str, ...]]:
-    """MAIL FROM and RCPT TO: ``envelope_address()`` of from_email and of every recipient."""
-    return (envelope_address(email_message.from_email),
-            tuple(envelope_address(address) for address in email_message.recipients()))
 
 
 # --- Which messages ---------------------------------------------------------------------------

@@ -65,6 +65,14 @@ def test_envelope_addresses_are_bare_and_idna_encoded() -> None:
     assert envelope.recipients == ("to@xn--bcher-kva.example",)
 
 
+def test_envelope_of_cc_and_bcc_is_bare_and_idna_encoded_without_empty_entries() -> None:
+    message = EmailMessage("S", "B", "Sender <from@öäü.com>", ["to@example.com"], cc=["Zoë <z@bücher.example>"],
+                           bcc=["hidden@example.com", ""])
+    envelope = make_envelope(message)
+    assert (envelope.sender, envelope.recipients) == (
+        "from@xn--4ca9at.com", ("to@example.com", "z@xn--bcher-kva.example", "hidden@example.com"))
+
+
 def test_message_is_built_with_crlf_line_endings() -> None:
     envelope = make_envelope(EmailMessage("S", "line one\nline two\n", "from@example.com", ["to@example.com"]))
     assert b"line one\r\nline two\r\n" in envelope.message
