@@ -14,13 +14,10 @@ from mailqueue.backends.base import BaseEmailBackend
 from mailqueue.conf import settings
 from mailqueue.exceptions import ImproperlyConfigured
 from mailqueue.loading import import_string
-from mailqueue.message import EmailMessage, EmailMultiAlternatives
+from mailqueue.message import CONNECTION_WITH_FAIL_SILENTLY, EmailMessage, EmailMultiAlternatives
 
 __all__ = ["get_connection", "mail_admins", "mail_managers", "send_mail", "send_mass_mail"]
 
-FAIL_SILENTLY_WITH_CONNECTION = (
-    "fail_silently cannot be used with a connection. Pass fail_silently to get_connection() instead."
-)
 AUTH_WITH_CONNECTION = (
     "auth_user and auth_password cannot be used with a connection. "
     "Pass auth_user and auth_password to get_connection() instead."
@@ -62,7 +59,7 @@ def _connection_for(
             options["password"] = auth_password
         return get_connection(**options)
     if fail_silently:
-        raise TypeError(FAIL_SILENTLY_WITH_CONNECTION)
+        raise TypeError(CONNECTION_WITH_FAIL_SILENTLY)
     if auth_user is not None or auth_password is not None:
         raise TypeError(AUTH_WITH_CONNECTION)
     return connection
@@ -129,7 +126,7 @@ def _send_server_message(
     html_message: str | None,
 ) -> None:
     if connection is not None and fail_silently:
-        raise TypeError(FAIL_SILENTLY_WITH_CONNECTION)
+        raise TypeError(CONNECTION_WITH_FAIL_SILENTLY)
     recipients = _server_recipients(setting_name)
     if not recipients:
         return
