@@ -91,9 +91,9 @@ class Publisher:
         queue=queue)`` puts on the wire, minus its result-backend call and retry loop.
         """
         amqp = self.app.amqp
+        batch = list(payloads)
         message = amqp.create_task_message(
-            task_id, DELIVER_TASK, [list(payloads)],
-            argsrepr=summarize(list(payloads)), kwargsrepr="{}", origin=self._origin,
+            task_id, DELIVER_TASK, [batch], argsrepr=summarize(batch), kwargsrepr="{}", origin=self._origin,
         )
         try:
             with self.app.producer_pool.acquire(block=True) as producer:
