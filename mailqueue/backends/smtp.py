@@ -185,10 +185,11 @@ class EmailBackend(BaseEmailBackend):
         return sent
 
     def _send(self, email_message: EmailMessage) -> bool:
-        if not email_message.recipients():
+        addresses = email_message.recipients()
+        if not addresses:
             return False
         sender = self.prep_address(email_message.from_email)
-        recipients = [self.prep_address(address) for address in email_message.recipients()]
+        recipients = [self.prep_address(address) for address in addresses]
         message = email_message.message(policy=email.policy.SMTP)
         assert self.connection is not None
         try:
