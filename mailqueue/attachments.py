@@ -107,5 +107,4 @@ def add_attachment(msg: StdlibEmailMessage, attachment: Any, *, encoding: str) -
         inner = rfc822_message(content, msg.policy)
         msg.add_attachment(inner, subtype=subtype, filename=filename)
     else:
-        data = content if isinstance(content, (bytes, bytearray, memoryview)) else to_bytes(content)
-        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+        msg.add_attachment(to_bytes(content), maintype=maintype, subtype=subtype, filename=filename)
