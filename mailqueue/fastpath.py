@@ -15,7 +15,6 @@ down the standard path, which raises its usual errors.
 from __future__ import annotations
 
 import binascii
-import email.policy
 import random
 import re
 import sys
@@ -30,7 +29,7 @@ from mailqueue.message import EmailMessage, EmailMultiAlternatives
 
 __all__ = ["Serialized", "fast_serialize", "serialize"]
 
-POLICY = email.policy.SMTP  # the one policy the fast path writes
+POLICY = fastheaders.POLICY  # the one policy the fast path writes (SMTP)
 _MAX_LINE = fastheaders.MAX_LINE
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9.+-]*")  # a MIME subtype we write without quoting
 _FILENAME = re.compile(r"[A-Za-z0-9._-]+(?: [A-Za-z0-9._-]+)*")
