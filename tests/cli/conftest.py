@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.fixtures.celery import FAST_RETRIES as WORKER_FAST_RETRIES
+from tests.fixtures.celery import LoggedProcess
 
 MAILQUEUE = str(Path(sys.executable).with_name("mailqueue"))
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -55,12 +56,8 @@ def mailqueue(cli_env: dict[str, str], tmp_path: Path) -> Run:
     return run
 
 
-FAST_RETRIES = {
-    "MAILQUEUE_RETRY_MIN_DELAY": "0.1",
-    "MAILQUEUE_RETRY_MAX_DELAY": "0.5",
-    "MAILQUEUE_DEFERRED_POLL_INTERVAL": "0.1",
-    "MAILQUEUE_MAX_RETRIES": "3",
-}
+# The worker fixtures' fast retries, as environment values, and fewer of them.
+FAST_RETRIES = {name: str(value) for name, value in WORKER_FAST_RETRIES.items()} | {"MAILQUEUE_MAX_RETRIES": "3"}
 
 
 @pytest.fixture
@@ -80,35 +77,16 @@ def fleet_env(cli_env: dict[str, str], redis_url: str, smtp_server: Any) -> dict
     return cli_env
 
 
-class CLIWorker:
-    """``mailqueue worker`` in its own process group, logging to a file."""
+class CLIWorker(LoggedProcess):
+    """``mailqueue worker`` (threads pool) in its own process group, logging to a file."""
+
+    what = "mailqueue worker"
 
     def __init__(self, env: dict[str, str], cwd: Path, name: str, *options: str) -> None:
         self.name = name
-        self.log_path = cwd / f"{name}.log"
         command = [MAILQUEUE, "worker", "--pool", "threads", "--concurrency", "4", "--loglevel", "INFO",
                    "--hostname", f"{name}@%h", "--without-mingle", "--without-gossip", *options]
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 30.0) -> CLIWorker:
-        deadline = time.monotonic() + timeout
-        while " ready." not in self.log:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise AssertionError(f"mailqueue worker did not become ready; its log:\n{self.log}")
-            time.sleep(0.05)
-        return self
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+        super().__init__(command, env=env, cwd=cwd, log_path=cwd / f"{name}.log")
 
 
 @pytest.fixture
@@ -126,11 +104,3 @@ def start_worker(fleet_env: dict[str, str], tmp_path: Path) -> Iterator[Callable
     finally:
         for worker in started:
             worker.kill()
-
-
-def wait_until(condition: Callable[[], object], *, timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
