@@ -65,18 +65,14 @@ def in_flight(client: redis.Redis) -> int:
 
 def deferred(client: redis.Redis) -> Deferred:
     """Rounds waiting for their retry, and how many messages they hold."""
-    messages = 0
-    for _task_id, raw in _hash_items(client, keys.deferred_entries_key()):
-        messages += len(json.loads(raw).get("payloads", []))
-    for _task_id, raw in _hash_items(client, keys.deferred_claims_key()):
-        messages += len(json.loads(raw).get("payloads", []))
+    from workers.deferral import Deferrals
+
+    messages = sum(len(json.loads(raw).get("payloads", []))
+                   for name in (keys.deferred_entries_key(), keys.deferred_claims_key())
+                   for _task_id, raw in _hash_items(client, name))
     first = reply(client.zrange(keys.deferred_schedule_key(), 0, 0, withscores=True))
-    tasks = int(reply(client.zcard(keys.deferred_schedule_key()))) + int(reply(client.hlen(keys.deferred_claims_key())))
-    return Deferred(tasks=tasks, messages=messages, next_due=float(first[0][1]) if first else None)
-
-
-def dead_letter_count(client: redis.Redis) -> int:
-    return int(reply(client.zcard(keys.dead_letter_index_key())))
+    return Deferred(tasks=Deferrals(client).count(), messages=messages,
+                    next_due=float(first[0][1]) if first else None)
 
 
 def totals(client: redis.Redis) -> dict[str, int]:

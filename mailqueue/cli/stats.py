@@ -36,6 +36,7 @@ def collect(*, ping_timeout: float | None) -> dict[str, Any]:
     from mailqueue.broker import redacted
     from mailqueue.cli import brokerstate
     from mailqueue.conf import settings
+    from workers.deadletters import DeadLetters
 
     client, url = brokerstate.broker_client()
     deferred = brokerstate.deferred(client)
@@ -46,7 +47,7 @@ def collect(*, ping_timeout: float | None) -> dict[str, Any]:
         "queued": brokerstate.queue_depth(client),
         "in_flight": brokerstate.in_flight(client),
         "deferred": {"tasks": deferred.tasks, "messages": deferred.messages, "next_due": deferred.next_due},
-        "dead_letters": brokerstate.dead_letter_count(client),
+        "dead_letters": DeadLetters(client).count(),
         "delivered": totals.get("sent", 0),
         "failed": totals.get("failed", 0),
         "retries": totals.get("retries", 0),
