@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from mailqueue.cli.base import CommandParser, add_command, print_json
-from mailqueue.cli.report import when
+from mailqueue.cli.report import server_answer, when
 
 if TYPE_CHECKING:
     from workers.deadletters import DeadLetter, DeadLetters
@@ -76,10 +76,9 @@ def list_letters(args: argparse.Namespace) -> int:
         print("No dead letters.")
         return 0
     for letter in letters:
-        error = letter.error
-        code = error.get("code") if error.get("code") is not None else "---"
         print(f"{letter.id}  {when(letter.failed_at)}  {letter.message_id}  to {', '.join(letter.recipients)}")
-        print(f"    {code} {error.get('reply', '')}".rstrip() + f"  ({letter.attempts} attempt(s))")
+        print(f"    {server_answer(letter.error.get('code'), letter.error.get('reply', ''))}"
+              f"  ({letter.attempts} attempt(s))")
     return 0
 
 
@@ -105,12 +104,12 @@ def detail_lines(letter: DeadLetter) -> list[str]:
         f"  failed at   {when(letter.failed_at)} on {letter.hostname or '?'}, after {letter.attempts} attempt(s)",
         f"  enqueued at {when(letter.enqueued_at)}",
         f"  task        {letter.task_id}",
-        f"  last error  {letter.error.get('code') or '---'} {letter.error.get('reply', '')}",
+        f"  last error  {server_answer(letter.error.get('code'), letter.error.get('reply', ''))}",
         "  failed recipients:",
     ]
     for address, detail in letter.failures.items():
         kind = "permanent" if detail.get("permanent") else "transient"
-        lines.append(f"    {address}  {detail.get('code') or '---'} {detail.get('reply', '')} ({kind})")
+        lines.append(f"    {address}  {server_answer(detail.get('code'), detail.get('reply', ''))} ({kind})")
     if letter.error.get("traceback"):
         lines += ["  traceback:", *("    " + line for line in str(letter.error["traceback"]).splitlines())]
     return lines

@@ -16,6 +16,11 @@ def plural(count: int, noun: str, plural_form: str | None = None) -> str:
     return f"{count} {noun if count == 1 else (plural_form or noun + 's')}"
 
 
+def server_answer(code: int | None, reply: str) -> str:
+    """The code and reply, one format everywhere; "---" when no server code exists (e.g. connection lost)."""
+    return f"{code if code is not None else '---'} {reply}".rstrip()
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """The totals and timing of a report, two or three lines."""
     messages = report.get("messages", {})
@@ -47,8 +52,7 @@ def message_lines(message_id: str, entry: dict[str, Any]) -> list[str]:
     recipients = entry.get("recipients", {})
     width = max((len(address) for address in recipients), default=0)
     for address, outcome in recipients.items():
-        code = outcome.get("code")
-        answer = f"{code if code is not None else '---'} {outcome.get('reply', '')}".rstrip()
+        answer = server_answer(outcome.get("code"), outcome.get("reply", ""))
         lines.append(f"    {outcome.get('status', '?'):<8}  {address:<{width}}  {answer}")
     return lines
 
