@@ -93,10 +93,10 @@ def worker_environment(url: str, smtp_port: int, log_dir: Path) -> dict[str, str
 
 
 class Demo:
-    def __init__(self, args: argparse.Namespace, *, out: TextIO, err: TextIO) -> None:
+    def __init__(self, args: argparse.Namespace, *, err: TextIO) -> None:
         if args.messages < 1 or args.concurrency < 1:
             args.command_parser.error("--messages and --concurrency must be at least 1")
-        self.args, self.out, self.err = args, out, err
+        self.args, self.err = args, err
         self.deadline = time.monotonic() + args.timeout
         forget_configuration()
         self.worker_name = f"demo{os.getpid()}"
@@ -284,7 +284,7 @@ def result_lines(outcome: Outcome, received: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    demo = Demo(args, out=sys.stdout, err=sys.stderr)
+    demo = Demo(args, err=sys.stderr)
     outcome = demo.run()
     print("\n".join(result_lines(outcome, demo.handler.received)))
     return 0 if outcome.delivered + outcome.failed == outcome.messages else 1
