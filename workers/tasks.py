@@ -22,6 +22,7 @@ import logging
 import time
 import traceback
 import uuid
+from collections import Counter
 from typing import Any
 
 from celery import Celery, Task
@@ -69,7 +70,7 @@ class DeliveryRound:
         self.report.update(attempts=attempt, retries=attempt - 1, hostname=stores.hostname)
         self.envelopes: dict[str, Envelope] = {}
         self.settled: set[str] = set()
-        self.counts: dict[str, int] = {}  # stats to add, written once per round
+        self.counts: Counter[str] = Counter()  # stats to add, written once per round
         self.already: dict[str, set[str]] = {}
         # Stay well inside the visibility timeout, or Redis hands this task to a second worker.
         self.deadline = time.monotonic() + settings.MAILQUEUE_VISIBILITY_TIMEOUT / 2
@@ -138,7 +139,7 @@ class DeliveryRound:
             return
         self.settled.add(message_id)
         if status != FAILED:
-            self.counts["sent"] = self.counts.get("sent", 0) + 1
+            self.counts["sent"] += 1
             return
         failed = failures(self.report, message_id)
         letter = self.stores.dead_letters.add(
@@ -150,7 +151,7 @@ class DeliveryRound:
             hostname=self.stores.hostname,
         )
         message_entry(self.report, message_id)["dead_letter"] = letter.id
-        self.stores.count(failed=1, dead_lettered=1)
+        self.counts.update(failed=1, dead_lettered=1)
         logger.warning("Message %s failed for %d recipient(s) (%s); dead-lettered as %s",
                        message_id, len(failed), letter.error.get("reply", ""), letter.id)
 
@@ -189,7 +190,7 @@ class DeliveryRound:
             attempts=self.attempt, hostname=self.stores.hostname,
         )
         message_entry(self.report, message_id).update(status=FAILED, dead_letter=letter.id)
-        self.stores.count(failed=1, dead_lettered=1)
+        self.counts.update(failed=1, dead_lettered=1)
         logger.warning("Payload #%d of task %s is unreadable (%s); dead-lettered as %s",
                        index, self.task_id, error, letter.id)
 
@@ -198,17 +199,17 @@ class DeliveryRound:
         """Park the pending recipients until the retry is due, and end this round."""
         due = time.time() + delay
         tally(self.report)["next_attempt_at"] = due
+        self.counts["retries"] += 1
         self.flush_counts()
         task.update_state(state=DEFERRED, meta=self.report)
         self.stores.deferrals.defer(DeferredTask(
             task_id=self.task_id, payloads=payloads, attempt=self.attempt, report=self.report, due=due))
-        self.stores.count(retries=1)
         logger.info("Task %s: %d message(s) deferred; attempt %d in %.1fs",
                     self.task_id, len(payloads), self.attempt + 1, delay)
         raise Ignore()
 
     def flush_counts(self) -> None:
-        counts, self.counts = self.counts, {}
+        counts, self.counts = self.counts, Counter()
         self.stores.count(**counts)
 
     def finish(self) -> Report:
