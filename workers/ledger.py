@@ -10,7 +10,6 @@ MAILQUEUE_LEDGER_TTL seconds, long after any retry could still happen.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import cast
 
 import redis
 
@@ -26,8 +25,7 @@ class Ledger:
 
     def accepted(self, message_id: str) -> set[str]:
         """Recipients already accepted for this message."""
-        members = cast("set[bytes | str]", self.client.smembers(keys.ledger_key(message_id)))
-        return {member.decode() if isinstance(member, bytes) else member for member in members}
+        return self.accepted_many([message_id])[message_id]
 
     def accepted_many(self, message_ids: list[str]) -> dict[str, set[str]]:
         """``accepted()`` of each message, in one round trip (a batch is read once, up front)."""
