@@ -15,7 +15,9 @@ from mailqueue import keys
 from mailqueue.conf import override_settings
 from tests.fixtures.celery import delivered_pairs, make_payload, send_batch
 from tests.fixtures.smtp import SMTPTestServer
-from workers.app import DeliveryLifecycle, create_app, restore_interval
+from tests.queue_inspection import decode_task
+from workers.app import DeliveryLifecycle, create_app, make_poller, restore_interval
+from workers.deferral import DeferredTask
 from workers.ledger import Ledger
 
 
@@ -124,3 +126,20 @@ def test_sigkill_of_the_whole_worker_loses_nothing_and_sends_nothing_twice(
     twice = {pair for pair, count in pairs.items() if count > 1}
     assert twice <= in_the_gap, f"sent twice outside the acceptance/ledger gap: {twice - in_the_gap}"
     assert time.monotonic() - started < 30
+
+
+def test_retry_round_shows_monitoring_a_summary_not_the_mail_or_report(
+    worker_app: Celery, redis_client: redis.Redis
+) -> None:
+    payloads = [make_payload(to=["a@example.com"]), make_payload(to=["b@example.com"])]
+    entry = DeferredTask(task_id="retry-1", payloads=payloads, attempt=2, report={"secret": "report"}, due=0.0)
+    poller = make_poller(worker_app)
+    poller.deferrals.defer(entry)
+
+    assert poller.run_once() == 1
+
+    [raw] = redis_client.lrange(keys.queue_key(), 0, -1)
+    headers = decode_task(raw).headers
+    assert headers["id"] == "retry-1"
+    assert headers["argsrepr"] == f"[2 message(s): {payloads[0]['message_id']} and 1 more]"
+    assert headers["kwargsrepr"] == "{'attempt': 2}"

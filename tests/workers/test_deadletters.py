@@ -99,3 +99,13 @@ def test_requeue_refuses_an_unreadable_payload_and_keeps_the_letter(
     with pytest.raises(UnsupportedPayload):
         store.requeue(letter.id, app=worker_app)
     assert store.get(letter.id) == letter
+
+
+def test_requeued_task_shows_monitoring_a_summary_not_the_mail(
+    store: DeadLetters, worker_app: Celery, redis_client: redis.Redis
+) -> None:
+    letter, payload = add(store, to=("gone@example.com",))
+    store.requeue(letter.id, app=worker_app)
+
+    [raw] = redis_client.lrange(keys.queue_key(), 0, -1)
+    assert decode_task(raw).headers["argsrepr"] == f"[1 message(s): {payload['message_id']}]"
