@@ -25,9 +25,10 @@ from celery.signals import worker_process_shutdown
 from mailqueue.broker import broker_url, result_backend_url, shared_celery_config
 from mailqueue.conf import settings
 from mailqueue.envelope import DELIVER_TASK, summarize
+from mailqueue.exceptions import ImproperlyConfigured
 from workers import session, tasks
 from workers.deferral import DeferralPoller, Deferrals, DeferredTask
-from workers.store import redis_client
+from workers.store import Stores, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class DeliveryLifecycle(bootsteps.StartStopStep):
         self.poller: DeferralPoller | None = None
 
     def start(self, parent: Any) -> None:
+        check_configuration(parent.app)  # raises: a misconfigured worker must not start taking tasks
         try:
             self.poller = make_poller(parent.app)
             self.poller.start()
@@ -92,6 +94,19 @@ class DeliveryLifecycle(bootsteps.StartStopStep):
         session.close_all()
 
     terminate = stop
+
+
+def check_configuration(app: Celery) -> None:
+    """Build what every task builds, once, at start-up.
+
+    A task that fails on a bad setting would be acknowledged (late acks ack failures too)
+    and its mail would leave the queue; refusing to start keeps the mail where it is.
+    """
+    try:
+        Stores.from_settings(url=app.conf.broker_url)
+        session.build_backend().close()
+    except (ImproperlyConfigured, ValueError, TypeError) as error:
+        raise ImproperlyConfigured(f"This worker is misconfigured and will not start: {error}") from error
 
 
 def make_poller(app: Celery) -> DeferralPoller:

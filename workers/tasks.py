@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 
 from mailqueue.conf import settings
 from mailqueue.envelope import DELIVER_TASK, Envelope
-from mailqueue.exceptions import UnsupportedPayload
+from mailqueue.exceptions import ImproperlyConfigured, UnsupportedPayload
 from mailqueue.outcomes import RecipientOutcome, Status
 from workers import session
 from workers.deferral import DeferredTask
@@ -234,7 +234,13 @@ class DeliveryRound:
 def deliver(self: Task, payloads: list[dict[str, Any]], attempt: int = 0, report: Report | None = None) -> Report:
     """``mailqueue.deliver``: deliver a batch; returns the final delivery report."""
     task_id = self.request.id or str(uuid.uuid4())
-    stores = Stores.from_settings(url=self.app.conf.broker_url, hostname=self.request.hostname)
+    try:
+        stores = Stores.from_settings(url=self.app.conf.broker_url, hostname=self.request.hostname)
+    except (ImproperlyConfigured, ValueError, TypeError) as error:
+        # Checked at start-up (workers.app.check_configuration); should a setting break later,
+        # keep the task on the broker rather than acknowledge a failure and lose its mail.
+        logger.error("Delivery task %s: worker misconfigured (%s); requeueing the task", task_id, error)
+        raise Reject(error, requeue=True) from error
     delivery = DeliveryRound(task_id=task_id, attempt=attempt + 1, report=report, stores=stores)
     try:
         try:

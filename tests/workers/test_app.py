@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -13,10 +15,11 @@ from celery.contrib.testing.worker import start_worker
 
 from mailqueue import keys
 from mailqueue.conf import override_settings
+from mailqueue.exceptions import ImproperlyConfigured
 from tests.fixtures.celery import delivered_pairs, make_payload, send_batch
 from tests.fixtures.smtp import SMTPTestServer
 from tests.queue_inspection import decode_task
-from workers.app import DeliveryLifecycle, create_app, make_poller, restore_interval
+from workers.app import DeliveryLifecycle, check_configuration, create_app, make_poller, restore_interval
 from workers.deferral import DeferredTask
 from workers.ledger import Ledger
 
@@ -143,3 +146,30 @@ def test_retry_round_shows_monitoring_a_summary_not_the_mail_or_report(
     assert headers["id"] == "retry-1"
     assert headers["argsrepr"] == f"[2 message(s): {payloads[0]['message_id']} and 1 more]"
     assert headers["kwargsrepr"] == "{'attempt': 2}"
+
+
+def test_check_configuration_refuses_contradictory_smtp_settings(worker_app: Celery) -> None:
+    with override_settings(EMAIL_USE_TLS=True, EMAIL_USE_SSL=True):
+        with pytest.raises(ImproperlyConfigured, match="misconfigured.*EMAIL_USE_TLS"):
+            check_configuration(worker_app)
+
+
+def test_check_configuration_refuses_an_impossible_retry_policy(worker_app: Celery) -> None:
+    with override_settings(MAILQUEUE_RETRY_MIN_DELAY=10.0, MAILQUEUE_RETRY_MAX_DELAY=1.0):
+        with pytest.raises(ImproperlyConfigured, match="misconfigured"):
+            check_configuration(worker_app)
+
+
+def test_misconfigured_worker_process_refuses_to_start_and_leaves_the_mail_queued(
+    worker_settings: Any, worker_app: Celery, redis_client: redis.Redis
+) -> None:
+    send_batch(worker_app, [make_payload()])
+    env = {**worker_settings.env(), "MAILQUEUE_LEDGER_TTL": "0"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "solo", "-Q",
+         worker_settings["MAILQUEUE_QUEUE"]],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert completed.returncode != 0
+    assert "misconfigured" in completed.stdout + completed.stderr
+    assert redis_client.llen(worker_settings["MAILQUEUE_QUEUE"]) == 1
