@@ -47,8 +47,10 @@ def test_dead_worker_sweep_runs_at_a_fraction_of_the_visibility_timeout() -> Non
     assert [restore_interval(timeout) for timeout in (2, 12, 300)] == [1.0, 3.0, 10.0]
 
 
-def test_the_delivery_task_is_registered_under_the_producer_s_name() -> None:
-    assert "mailqueue.deliver" in create_app().tasks
+def test_the_delivery_task_is_registered_under_the_producer_s_name(worker_app: Celery) -> None:
+    # worker_app, not a bare create_app(): listing tasks reads the configuration, and with no
+    # broker configured that would start (and leave running) the embedded Redis.
+    assert "mailqueue.deliver" in worker_app.tasks
 
 
 def test_a_failing_lifecycle_hook_is_logged_not_fatal(worker_app: Celery, caplog: pytest.LogCaptureFixture) -> None:
