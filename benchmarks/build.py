@@ -16,7 +16,7 @@ from typing import Any
 import mailqueue.message
 from benchmarks.mixes import MIXES, Mix
 from benchmarks.report import rate, ratio, table
-from mailqueue.envelope import Envelope
+from mailqueue.queue.envelope import Envelope
 
 MAX_SIZE = 25 * 1024 * 1024
 

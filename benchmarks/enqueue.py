@@ -24,7 +24,7 @@ from benchmarks.report import ms, percentile, ratio, table
 from benchmarks.servers import Sink
 from mailqueue.conf import override_settings
 from mailqueue.mail import send_mail
-from mailqueue.producer import close_publishers
+from mailqueue.queue.producer import close_publishers
 
 KINDS = {
     "ping": "redis-py PING (one round trip)",

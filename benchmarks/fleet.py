@@ -30,8 +30,8 @@ from benchmarks.report import rate, ratio, table
 from benchmarks.servers import Sink
 from mailqueue.backends.queue import EmailBackend
 from mailqueue.conf import override_settings
-from mailqueue.envelope import Envelope
-from mailqueue.producer import close_publishers
+from mailqueue.queue.envelope import Envelope
+from mailqueue.queue.producer import close_publishers
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_MIX = MIXES[0]

@@ -19,8 +19,8 @@ from benchmarks.mixes import MIXES
 from benchmarks.report import table
 from mailqueue.backends.queue import EmailBackend
 from mailqueue.conf import override_settings, settings
-from mailqueue.envelope import Envelope
-from mailqueue.producer import close_publishers
+from mailqueue.queue.envelope import Envelope
+from mailqueue.queue.producer import close_publishers
 
 MIB = 1024 * 1024
 

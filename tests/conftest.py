@@ -1,4 +1,20 @@
-"""Fixtures that start real servers. Each kind lives in its own module under tests/fixtures."""
+"""Fixtures that start real servers. Each kind lives in its own module under tests/fixtures.
+
+- ``tests.fixtures.redis``: a real Redis per session (the machine's, or a ``redis-server`` we
+  start), a database flushed around each test, and throwaway servers for fault tests.
+- ``tests.fixtures.smtp``: aiosmtpd servers with a recording handler, and faults per test.
+- ``tests.fixtures.celery``: workers. In-process workers come from Celery's own pytest
+  plugin (``celery.contrib.pytest``, enabled by the pytest-celery package): we override its
+  ``celery_app`` (the real ``workers`` app, not a bare TestApp), ``celery_config``,
+  ``celery_worker_pool`` and ``celery_worker_parameters``, and use its in-process
+  ``celery_worker``. pytest-celery 1.x also registers Docker-based fixtures
+  (``celery_setup``, its own ``celery_worker``, brokers and backends in containers): CI has
+  no Docker engine, so the in-process ``celery_worker`` is put back under its name and
+  ``celery_setup`` refuses to run. Session-scoped workers (``celery_session_worker``) are not
+  used: each test has its own queue and SMTP server, so its worker cannot outlive it.
+  Subprocess workers (``worker_process``, ``celery -A workers worker``) are ours; no plugin
+  starts a real worker command without Docker.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from mailqueue.embedded import embedded_status, stop_embedded_redis
+from mailqueue.queue.embedded import embedded_status, stop_embedded_redis
 
 pytest_plugins = [
     "tests.fixtures.redis",

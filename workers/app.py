@@ -22,10 +22,10 @@ from typing import Any
 from celery import Celery, bootsteps
 from celery.signals import worker_process_shutdown
 
-from mailqueue.broker import broker_url, result_backend_url, shared_celery_config
 from mailqueue.conf import settings
-from mailqueue.envelope import DELIVER_TASK, summarize
 from mailqueue.exceptions import ImproperlyConfigured
+from mailqueue.queue.broker import broker_url, result_backend_url, shared_celery_config
+from mailqueue.queue.envelope import DELIVER_TASK, summarize
 from workers import session, tasks
 from workers.deferral import DeferralPoller, Deferrals, DeferredTask
 from workers.store import Stores, redis_client

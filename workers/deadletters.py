@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
-from mailqueue import keys
 from mailqueue.conf import settings
-from mailqueue.envelope import DELIVER_TASK, Envelope, summarize
 from mailqueue.exceptions import UnknownDelivery
+from mailqueue.queue import keys
+from mailqueue.queue.envelope import DELIVER_TASK, Envelope, summarize
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -105,16 +105,15 @@ class DeadLetters:
     def count(self) -> int:
         return int(cast(int, self.client.zcard(keys.dead_letter_index_key())))
 
-    def requeue(self, letter_id: str, *, app: Celery | None = None) -> str:
-        """Send the message again, to its failed recipients only; returns the new task id.
+    def requeue(self, letter_id: str, *, app: Celery) -> str:
+        """Send the message again through ``app``, to its failed recipients only; returns the new task id.
 
         The dead letter is removed once the task is on the broker.
         """
         letter = self.get(letter_id)
         Envelope.from_payload(letter.payload)  # refuse a payload no worker could read
         task_id = str(uuid.uuid4())
-        sender = app if app is not None else _default_app()
-        sender.send_task(DELIVER_TASK, args=[[letter.payload]], argsrepr=summarize([letter.payload]),
+        app.send_task(DELIVER_TASK, args=[[letter.payload]], argsrepr=summarize([letter.payload]),
                          task_id=task_id, queue=settings.MAILQUEUE_QUEUE)
         self.purge([letter_id])
         return task_id
@@ -135,9 +134,3 @@ class DeadLetters:
             pipe.zrem(keys.dead_letter_index_key(), *ids)
             removed, _ = pipe.execute()
         return int(removed)
-
-
-def _default_app() -> Celery:
-    from workers.app import app
-
-    return app

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 import redis
 
-from mailqueue import keys
+from mailqueue.queue import keys
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class DeferredTask:
 
 
 class Deferrals:
-    """The deferred-retry store. Keys come from ``mailqueue.keys``."""
+    """The deferred-retry store. Keys come from ``mailqueue.queue.keys``."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import redis
 
-from mailqueue import keys
+from mailqueue.queue import keys
 
 
 class Ledger:

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from mailqueue.conf import settings
-from mailqueue.envelope import Envelope
 from mailqueue.exceptions import ImproperlyConfigured
 from mailqueue.loading import import_string
 from mailqueue.outcomes import RecipientOutcome, Status
+from mailqueue.queue.envelope import Envelope
 
 logger = logging.getLogger(__name__)
 

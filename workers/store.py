@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import redis
 
-from mailqueue import keys
-from mailqueue.broker import broker_url
 from mailqueue.conf import settings
+from mailqueue.queue import keys
+from mailqueue.queue.broker import broker_url
 from workers.deadletters import DeadLetters
 from workers.deferral import Deferrals
 from workers.ledger import Ledger

@@ -30,9 +30,9 @@ from celery.exceptions import Ignore, Reject
 from redis.exceptions import RedisError
 
 from mailqueue.conf import settings
-from mailqueue.envelope import DELIVER_TASK, Envelope
 from mailqueue.exceptions import ImproperlyConfigured, UnsupportedPayload
 from mailqueue.outcomes import RecipientOutcome, Status
+from mailqueue.queue.envelope import DELIVER_TASK, Envelope
 from workers import session
 from workers.deferral import DeferredTask
 from workers.report import (

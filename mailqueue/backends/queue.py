@@ -3,7 +3,7 @@
 Every message is validated and serialized first (bad addresses, header injection, an
 oversize message: the caller gets the error and nothing is enqueued). The payloads then
 go to the broker in tasks of at most MAILQUEUE_BATCH_SIZE messages, and each accepted
-message gets a ``delivery`` handle (``mailqueue.delivery.Delivery``).
+message gets a ``delivery`` handle (``mailqueue.queue.delivery.Delivery``).
 
 Workers deliver them (``celery -A workers worker``); this module never imports them.
 """
@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from mailqueue.backends.base import BaseEmailBackend
 from mailqueue.conf import settings
-from mailqueue.delivery import Delivery
-from mailqueue.envelope import Envelope
 from mailqueue.exceptions import BrokerUnavailable
-from mailqueue.producer import Publisher, get_publisher
+from mailqueue.queue.delivery import Delivery
+from mailqueue.queue.envelope import Envelope
+from mailqueue.queue.producer import Publisher, get_publisher
 
 if TYPE_CHECKING:
     from mailqueue.message import EmailMessage

@@ -15,12 +15,12 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mailqueue.addresses import envelope_address
 from mailqueue.backends.base import BaseEmailBackend
 from mailqueue.conf import settings
 from mailqueue.exceptions import ImproperlyConfigured
+from mailqueue.message.addresses import envelope_address
+from mailqueue.message.utils import DNS_NAME
 from mailqueue.outcomes import RecipientOutcome, Status, status_for_code
-from mailqueue.utils import DNS_NAME
 
 if TYPE_CHECKING:
     from mailqueue.message import EmailMessage

@@ -1,7 +1,7 @@
 """Reading the fleet's state straight from the broker's Redis, for the operator commands.
 
 Queue and in-flight keys belong to kombu, the rest to the workers; every name comes from
-``mailqueue.keys``. Nothing here writes.
+``mailqueue.queue.keys``. Nothing here writes.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import redis
 
-from mailqueue import keys
-from mailqueue.broker import broker_url, redacted
 from mailqueue.cli.base import CommandError
+from mailqueue.queue import keys
+from mailqueue.queue.broker import broker_url, redacted
 
 # kombu's Redis transport keeps priority levels 3, 6 and 9 in lists named queue + SEP + level.
 KOMBU_PRIORITY_SEPARATOR = "\x06\x16"

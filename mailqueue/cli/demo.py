@@ -71,7 +71,7 @@ def forget_configuration() -> None:
     """Drop every setting from this process's environment (but the data folder, made absolute)."""
     from mailqueue.conf import SETTINGS_MODULE_VARIABLE
     from mailqueue.defaults import SETTINGS
-    from mailqueue.embedded import data_dir_path
+    from mailqueue.queue.embedded import data_dir_path
 
     data_dir = str(data_dir_path())
     for name in [*SETTINGS, SETTINGS_MODULE_VARIABLE]:
@@ -122,7 +122,7 @@ class Demo:
     def broker(self) -> Iterator[str]:
         import redis
 
-        from mailqueue.embedded import embedded_status, ensure_embedded_redis, stop_embedded_redis
+        from mailqueue.queue.embedded import embedded_status, ensure_embedded_redis, stop_embedded_redis
 
         status = embedded_status()
         self.log_dir = status.data_dir
@@ -168,7 +168,7 @@ class Demo:
     def wait_for_worker(self, url: str, worker: subprocess.Popen[bytes]) -> None:
         from celery import Celery
 
-        from mailqueue.broker import shared_celery_config
+        from mailqueue.queue.broker import shared_celery_config
 
         app = Celery("mailqueue-demo", broker=url, set_as_current=False)
         app.conf.update(shared_celery_config())
@@ -225,7 +225,7 @@ class Demo:
 
     def wait_for_reports(self, batches: dict[str, int], worker: subprocess.Popen[bytes]) -> None:
         from mailqueue.cli.progress import Progress
-        from mailqueue.delivery import Delivery
+        from mailqueue.queue.delivery import Delivery
 
         progress = Progress("Delivering", sum(batches.values()), stream=self.err)
         remaining, done = dict(batches), 0
@@ -239,7 +239,7 @@ class Demo:
         progress.finish()
 
     def reports(self, batches: dict[str, int]) -> list[dict[str, Any]]:
-        from mailqueue.delivery import Delivery
+        from mailqueue.queue.delivery import Delivery
 
         return [Delivery(task_id).get(timeout=10) for task_id in batches]
 

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction[CommandParser]) -> None:
 
 
 def show_status(args: argparse.Namespace) -> int:
-    from mailqueue.embedded import embedded_status
+    from mailqueue.queue.embedded import embedded_status
 
     status = embedded_status(args.data_dir)
     print(f"data folder: {status.data_dir}")
@@ -39,14 +39,14 @@ def show_status(args: argparse.Namespace) -> int:
 
 
 def start(args: argparse.Namespace) -> int:
-    from mailqueue.embedded import ensure_embedded_redis
+    from mailqueue.queue.embedded import ensure_embedded_redis
 
     print(ensure_embedded_redis(args.data_dir))
     return 0
 
 
 def stop(args: argparse.Namespace) -> int:
-    from mailqueue.embedded import data_dir_path, stop_embedded_redis
+    from mailqueue.queue.embedded import data_dir_path, stop_embedded_redis
 
     stopped = stop_embedded_redis(args.data_dir)
     print(f"stopped the embedded Redis in {data_dir_path(args.data_dir)}" if stopped else "not running")

@@ -33,9 +33,9 @@ def workers_online(timeout: float) -> list[str]:
 
 
 def collect(*, ping_timeout: float | None) -> dict[str, Any]:
-    from mailqueue.broker import redacted
     from mailqueue.cli import brokerstate
     from mailqueue.conf import settings
+    from mailqueue.queue.broker import redacted
     from workers.deadletters import DeadLetters
 
     client, url = brokerstate.broker_client()

@@ -36,8 +36,8 @@ def task_status(task_id: str) -> dict[str, Any]:
     from celery.result import AsyncResult
 
     from mailqueue.cli.brokerstate import broker_client, locate
-    from mailqueue.delivery import result_reader
     from mailqueue.exceptions import UnknownDelivery
+    from mailqueue.queue.delivery import result_reader
 
     result = AsyncResult(task_id, app=result_reader())
     state, info = str(result.state), result.info
@@ -84,7 +84,7 @@ def wait_for(delivery: Any, *, timeout: float | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mailqueue.delivery import Delivery
+    from mailqueue.queue.delivery import Delivery
 
     status = task_status(args.task_id)
     if args.wait and status["state"] not in ("SUCCESS", "FAILURE", "REVOKED"):

@@ -38,8 +38,8 @@ def check_broker(url: str) -> None:
     """Fail in one line, before Celery starts, if a Redis broker does not answer."""
     import redis
 
-    from mailqueue.broker import redacted
     from mailqueue.cli.base import CommandError
+    from mailqueue.queue.broker import redacted
 
     if not url.startswith(("redis://", "rediss://", "unix://")):
         return  # another transport: Celery reports on it
@@ -64,7 +64,7 @@ def worker_environment() -> dict[str, str]:
 
     env = dict(os.environ)
     if not settings.MAILQUEUE_BROKER_URL:
-        from mailqueue.embedded import data_dir_path, ensure_embedded_redis
+        from mailqueue.queue.embedded import data_dir_path, ensure_embedded_redis
 
         ensure_embedded_redis()
         env["MAILQUEUE_DATA_DIR"] = str(data_dir_path())
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     command = celery_command(list(args.extra))
     env = worker_environment()
     if not args.no_broker_check:
-        from mailqueue.broker import broker_url
+        from mailqueue.queue.broker import broker_url
 
         check_broker(broker_url())
     sys.stdout.flush()

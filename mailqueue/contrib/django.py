@@ -28,11 +28,11 @@ from django.conf import settings as django_settings
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 
-from mailqueue.addresses import envelope_address
 from mailqueue.backends.queue import EmailBackend as QueueBackend
 from mailqueue.conf import settings
-from mailqueue.envelope import Envelope
 from mailqueue.exceptions import MessageTooLarge
+from mailqueue.message.addresses import envelope_address
+from mailqueue.queue.envelope import Envelope
 
 __all__ = ["EmailBackend", "envelope_for"]
 

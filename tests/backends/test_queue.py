@@ -21,11 +21,11 @@ import redis
 
 from mailqueue.backends import queue
 from mailqueue.conf import override_settings
-from mailqueue.delivery import Delivery
 from mailqueue.exceptions import BrokerUnavailable, InvalidMessage, MessageTooLarge
 from mailqueue.mail import get_connection, mail_admins, mail_managers, send_mail, send_mass_mail
 from mailqueue.message import EmailMessage
-from mailqueue.producer import close_publishers
+from mailqueue.queue.delivery import Delivery
+from mailqueue.queue.producer import close_publishers
 from tests.backends.contract import MailboxContract
 from tests.fixtures.redis import free_port
 from tests.fixtures.smtp import SMTPTestServer

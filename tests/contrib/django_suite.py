@@ -45,11 +45,11 @@ from django.test.utils import override_settings  # noqa: E402
 from mailqueue.backends.queue import EmailBackend as QueueBackend  # noqa: E402
 from mailqueue.conf import settings  # noqa: E402
 from mailqueue.contrib.django import EmailBackend  # noqa: E402
-from mailqueue.delivery import Delivery, close_result_readers  # noqa: E402
-from mailqueue.envelope import DELIVER_TASK, Envelope  # noqa: E402
 from mailqueue.exceptions import BrokerUnavailable, MessageTooLarge  # noqa: E402
 from mailqueue.message import EmailMessage as MailqueueMessage  # noqa: E402
-from mailqueue.producer import close_publishers  # noqa: E402
+from mailqueue.queue.delivery import Delivery, close_result_readers  # noqa: E402
+from mailqueue.queue.envelope import DELIVER_TASK, Envelope  # noqa: E402
+from mailqueue.queue.producer import close_publishers  # noqa: E402
 from tests.fixtures.redis import free_port  # noqa: E402
 from tests.fixtures.smtp import ReceivedMessage, SMTPTestServer  # noqa: E402
 from tests.queue_inspection import queued_tasks  # noqa: E402

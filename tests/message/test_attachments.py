@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from mailqueue import InvalidMessage
-from mailqueue.attachments import DEFAULT_ATTACHMENT_MIME_TYPE, EmailAttachment
 from mailqueue.message import EmailMessage
+from mailqueue.message.attachments import DEFAULT_ATTACHMENT_MIME_TYPE, EmailAttachment
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 

@@ -1,4 +1,4 @@
-"""The fast path (``mailqueue.fastpath``) writes what the standard build writes.
+"""The fast path (``mailqueue.message.fastpath``) writes what the standard build writes.
 
 Every message is built both ways from the same inputs: ``serialize()`` (fast path or its
 fallback) and ``message(policy=SMTP).as_bytes()``. Both are parsed and compared with
@@ -22,11 +22,11 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from mailqueue.addresses import envelope_address
 from mailqueue.conf import override_settings
-from mailqueue.envelope import Envelope
-from mailqueue.fastpath import encode_base64, fast_serialize, serialize
 from mailqueue.message import EmailMessage, EmailMultiAlternatives, make_msgid
+from mailqueue.message.addresses import envelope_address
+from mailqueue.message.fastpath import encode_base64, fast_serialize, serialize
+from mailqueue.queue.envelope import Envelope
 from tests.message.corpus import CASES, MAILQUEUE, Attach, Case, build
 from tests.message.structure import describe, normalized_bytes, tree
 

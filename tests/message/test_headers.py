@@ -14,10 +14,10 @@ import pytest
 
 from mailqueue import InvalidMessage
 from mailqueue.conf import override_settings
-from mailqueue.envelope import Envelope
-from mailqueue.headers import has_line_break, make_msgid
 from mailqueue.message import EmailMessage
-from mailqueue.utils import DNS_NAME
+from mailqueue.message.headers import has_line_break, make_msgid
+from mailqueue.message.utils import DNS_NAME
+from mailqueue.queue.envelope import Envelope
 
 LINE_BREAKS = {"LF": "\n", "CR": "\r", "CRLF": "\r\n", "LINE-SEPARATOR": "\u2028", "VT": "\v"}
 

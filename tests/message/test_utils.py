@@ -1,4 +1,4 @@
-"""mailqueue.utils: the cached DNS name used in Message-IDs."""
+"""mailqueue.message.utils: the cached DNS name used in Message-IDs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import socket
 import pytest
 
 import mailqueue
-from mailqueue.addresses import punycode
-from mailqueue.utils import DNS_NAME, CachedDnsName
+from mailqueue.message.addresses import punycode
+from mailqueue.message.utils import DNS_NAME, CachedDnsName
 
 
 def test_dns_name_is_this_hosts_fqdn() -> None:

@@ -12,10 +12,10 @@ import mailqueue
 from mailqueue.backends.base import BaseEmailBackend
 from mailqueue.backends.queue import EmailBackend as QueueBackend
 from mailqueue.conf import override_settings, settings
-from mailqueue.delivery import Delivery
 from mailqueue.exceptions import BrokerUnavailable, ImproperlyConfigured, MailQueueError
 from mailqueue.mail import get_connection, mail_admins, send_mail, send_mass_mail
 from mailqueue.message import EmailAlternative, EmailAttachment, EmailMessage, EmailMultiAlternatives
+from mailqueue.queue.delivery import Delivery
 
 
 def application_code() -> int:

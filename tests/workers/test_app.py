@@ -13,9 +13,9 @@ import redis
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 
-from mailqueue import keys
 from mailqueue.conf import override_settings
 from mailqueue.exceptions import ImproperlyConfigured
+from mailqueue.queue import keys
 from tests.fixtures.celery import delivered_pairs, make_payload, send_batch
 from tests.fixtures.smtp import SMTPTestServer
 from tests.queue_inspection import decode_task
@@ -24,8 +24,8 @@ from workers.deferral import DeferredTask
 from workers.ledger import Ledger
 
 
-def test_app_is_configured_for_at_least_once_delivery(worker_app: Celery) -> None:
-    conf = worker_app.conf
+def test_app_is_configured_for_at_least_once_delivery(celery_app: Celery) -> None:
+    conf = celery_app.conf
     assert (conf.task_acks_late, conf.task_reject_on_worker_lost, conf.worker_prefetch_multiplier) == (True, True, 1)
     assert conf.accept_content == ["json"] and conf.task_serializer == "json"
 
@@ -47,14 +47,14 @@ def test_dead_worker_sweep_runs_at_a_fraction_of_the_visibility_timeout() -> Non
     assert [restore_interval(timeout) for timeout in (2, 12, 300)] == [1.0, 3.0, 10.0]
 
 
-def test_the_delivery_task_is_registered_under_the_producer_s_name(worker_app: Celery) -> None:
-    # worker_app, not a bare create_app(): listing tasks reads the configuration, and with no
+def test_the_delivery_task_is_registered_under_the_producer_s_name(celery_app: Celery) -> None:
+    # celery_app, not a bare create_app(): listing tasks reads the configuration, and with no
     # broker configured that would start (and leave running) the embedded Redis.
-    assert "mailqueue.deliver" in worker_app.tasks
+    assert "mailqueue.deliver" in celery_app.tasks
 
 
-def test_a_failing_lifecycle_hook_is_logged_not_fatal(worker_app: Celery, caplog: pytest.LogCaptureFixture) -> None:
-    worker = SimpleNamespace(app=worker_app)
+def test_a_failing_lifecycle_hook_is_logged_not_fatal(celery_app: Celery, caplog: pytest.LogCaptureFixture) -> None:
+    worker = SimpleNamespace(app=celery_app)
     step = DeliveryLifecycle(worker)
     with override_settings(MAILQUEUE_DEFERRED_POLL_INTERVAL=0.0):  # the poller refuses this
         step.start(worker)
@@ -63,19 +63,19 @@ def test_a_failing_lifecycle_hook_is_logged_not_fatal(worker_app: Celery, caplog
     assert "Could not start the deferred-retry poller" in caplog.text
 
 
-def test_threads_pool_keeps_one_connection_per_thread(worker_app: Celery, smtp_server: SMTPTestServer) -> None:
+def test_threads_pool_keeps_one_connection_per_thread(celery_app: Celery, smtp_server: SMTPTestServer) -> None:
     batches = [[make_payload(to=[f"u{b}-{i}@example.com"]) for i in range(20)] for b in range(6)]
-    with start_worker(worker_app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30):
-        reports = [result.get(timeout=30) for result in [send_batch(worker_app, batch) for batch in batches]]
+    with start_worker(celery_app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30):
+        reports = [result.get(timeout=30) for result in [send_batch(celery_app, batch) for batch in batches]]
 
     assert sum(report["sent"] for report in reports) == 120 and len(smtp_server.messages) == 120
     assert 1 <= smtp_server.connections <= 2
 
 
-def test_worker_shutdown_closes_its_smtp_connection(worker_app: Celery, smtp_server: SMTPTestServer) -> None:
+def test_worker_shutdown_closes_its_smtp_connection(celery_app: Celery, smtp_server: SMTPTestServer) -> None:
     assert smtp_server.controller is not None
-    with start_worker(worker_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
-        send_batch(worker_app, [make_payload()]).get(timeout=20)
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        send_batch(celery_app, [make_payload()]).get(timeout=20)
         assert smtp_server.controller.protocols[-1].transport is not None  # kept open between tasks
 
     deadline = time.monotonic() + 5
@@ -85,13 +85,13 @@ def test_worker_shutdown_closes_its_smtp_connection(worker_app: Celery, smtp_ser
 
 
 def test_a_celery_worker_process_delivers_and_reports(
-    worker_process: Any, worker_app: Celery, smtp_server: SMTPTestServer
+    worker_process: Any, celery_app: Celery, smtp_server: SMTPTestServer
 ) -> None:
     smtp_server.fail_recipient("busy@example.com", 451, "4.2.0 Busy", times=1)
     worker = worker_process()
     payloads = [make_payload(to=["ok@example.com"]), make_payload(to=["busy@example.com"])]
 
-    report = send_batch(worker_app, payloads).get(timeout=30)
+    report = send_batch(celery_app, payloads).get(timeout=30)
 
     assert (report["sent"], report["retries"]) == (2, 1)
     assert "worker1@" in report["hostname"]
@@ -102,13 +102,13 @@ def test_a_celery_worker_process_delivers_and_reports(
 
 @pytest.mark.timeout(120)
 def test_sigkill_of_the_whole_worker_loses_nothing_and_sends_nothing_twice(
-    worker_process: Any, worker_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
+    worker_process: Any, celery_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
 ) -> None:
     smtp_server.delay_at("mail", 0.004)  # slow enough to be killed mid-run, mostly outside the gap
     batches = [[make_payload(to=[f"u{b}-{i}@example.com", f"v{b}-{i}@example.com"]) for i in range(50)]
                for b in range(8)]
     first = worker_process(name="doomed", concurrency=2, MAILQUEUE_VISIBILITY_TIMEOUT=3)
-    results = [send_batch(worker_app, batch) for batch in batches]
+    results = [send_batch(celery_app, batch) for batch in batches]
     smtp_server.wait_for_messages(60, timeout=30)
     time.sleep(0.05)  # not right at an acceptance
 
@@ -134,11 +134,11 @@ def test_sigkill_of_the_whole_worker_loses_nothing_and_sends_nothing_twice(
 
 
 def test_retry_round_shows_monitoring_a_summary_not_the_mail_or_report(
-    worker_app: Celery, redis_client: redis.Redis
+    celery_app: Celery, redis_client: redis.Redis
 ) -> None:
     payloads = [make_payload(to=["a@example.com"]), make_payload(to=["b@example.com"])]
     entry = DeferredTask(task_id="retry-1", payloads=payloads, attempt=2, report={"secret": "report"}, due=0.0)
-    poller = make_poller(worker_app)
+    poller = make_poller(celery_app)
     poller.deferrals.defer(entry)
 
     assert poller.run_once() == 1
@@ -150,22 +150,22 @@ def test_retry_round_shows_monitoring_a_summary_not_the_mail_or_report(
     assert headers["kwargsrepr"] == "{'attempt': 2}"
 
 
-def test_check_configuration_refuses_contradictory_smtp_settings(worker_app: Celery) -> None:
+def test_check_configuration_refuses_contradictory_smtp_settings(celery_app: Celery) -> None:
     with override_settings(EMAIL_USE_TLS=True, EMAIL_USE_SSL=True):
         with pytest.raises(ImproperlyConfigured, match="misconfigured.*EMAIL_USE_TLS"):
-            check_configuration(worker_app)
+            check_configuration(celery_app)
 
 
-def test_check_configuration_refuses_an_impossible_retry_policy(worker_app: Celery) -> None:
+def test_check_configuration_refuses_an_impossible_retry_policy(celery_app: Celery) -> None:
     with override_settings(MAILQUEUE_RETRY_MIN_DELAY=10.0, MAILQUEUE_RETRY_MAX_DELAY=1.0):
         with pytest.raises(ImproperlyConfigured, match="misconfigured"):
-            check_configuration(worker_app)
+            check_configuration(celery_app)
 
 
 def test_misconfigured_worker_process_refuses_to_start_and_leaves_the_mail_queued(
-    worker_settings: Any, worker_app: Celery, redis_client: redis.Redis
+    worker_settings: Any, celery_app: Celery, redis_client: redis.Redis
 ) -> None:
-    send_batch(worker_app, [make_payload()])
+    send_batch(celery_app, [make_payload()])
     env = {**worker_settings.env(), "MAILQUEUE_LEDGER_TTL": "0"}
     completed = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "solo", "-Q",

@@ -6,9 +6,9 @@ import pytest
 import redis
 from celery import Celery
 
-from mailqueue import keys
-from mailqueue.envelope import Envelope
 from mailqueue.exceptions import UnknownDelivery, UnsupportedPayload
+from mailqueue.queue import keys
+from mailqueue.queue.envelope import Envelope
 from tests.fixtures.celery import make_payload
 from tests.fixtures.smtp import SMTPTestServer
 from tests.queue_inspection import decode_task
@@ -65,11 +65,11 @@ def test_purge_without_ids_removes_everything(store: DeadLetters, redis_client: 
 
 
 def test_requeue_sends_a_new_task_for_the_failed_recipients_only(
-    store: DeadLetters, worker_app: Celery, redis_client: redis.Redis
+    store: DeadLetters, celery_app: Celery, redis_client: redis.Redis
 ) -> None:
     letter, payload = add(store, to=("gone@example.com",))
 
-    task_id = store.requeue(letter.id, app=worker_app)
+    task_id = store.requeue(letter.id, app=celery_app)
 
     [raw] = redis_client.lrange(keys.queue_key(), 0, -1)
     queued = decode_task(raw)
@@ -79,33 +79,33 @@ def test_requeue_sends_a_new_task_for_the_failed_recipients_only(
 
 
 def test_requeued_mail_is_delivered_by_a_worker(
-    store: DeadLetters, worker_app: Celery, celery_worker: object, smtp_server: SMTPTestServer
+    store: DeadLetters, celery_app: Celery, celery_worker: object, smtp_server: SMTPTestServer
 ) -> None:
     payload = make_payload(to=["ok@example.com", "back@example.com"])
     narrowed = Envelope.from_payload(payload).with_recipients(["back@example.com"]).to_payload()
     letter = store.add(task_id="t", payload=narrowed, failures={"back@example.com": ERROR}, error=ERROR, attempts=1)
 
-    task_id = store.requeue(letter.id, app=worker_app)
+    task_id = store.requeue(letter.id, app=celery_app)
 
-    report = worker_app.AsyncResult(task_id).get(timeout=20)
+    report = celery_app.AsyncResult(task_id).get(timeout=20)
     assert report["sent"] == 1
     assert [received.rcpt_tos for received in smtp_server.messages] == [["back@example.com"]]
 
 
 def test_requeue_refuses_an_unreadable_payload_and_keeps_the_letter(
-    store: DeadLetters, worker_app: Celery
+    store: DeadLetters, celery_app: Celery
 ) -> None:
     letter = store.add(task_id="t", payload={"v": 99}, failures={}, error=ERROR, attempts=1)
     with pytest.raises(UnsupportedPayload):
-        store.requeue(letter.id, app=worker_app)
+        store.requeue(letter.id, app=celery_app)
     assert store.get(letter.id) == letter
 
 
 def test_requeued_task_shows_monitoring_a_summary_not_the_mail(
-    store: DeadLetters, worker_app: Celery, redis_client: redis.Redis
+    store: DeadLetters, celery_app: Celery, redis_client: redis.Redis
 ) -> None:
     letter, payload = add(store, to=("gone@example.com",))
-    store.requeue(letter.id, app=worker_app)
+    store.requeue(letter.id, app=celery_app)
 
     [raw] = redis_client.lrange(keys.queue_key(), 0, -1)
     assert decode_task(raw).headers["argsrepr"] == f"[1 message(s): {payload['message_id']}]"

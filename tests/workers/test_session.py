@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from mailqueue.conf import override_settings
-from mailqueue.envelope import Envelope
 from mailqueue.exceptions import ImproperlyConfigured
 from mailqueue.outcomes import Status
+from mailqueue.queue.envelope import Envelope
 from tests.fixtures.celery import make_payload
 from tests.fixtures.smtp import SMTPTestServer
 from workers import session

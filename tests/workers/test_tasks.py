@@ -11,9 +11,9 @@ import redis
 from celery import Celery
 from celery.result import AsyncResult
 
-from mailqueue import keys
 from mailqueue.conf import override_settings
-from mailqueue.envelope import Envelope
+from mailqueue.queue import keys
+from mailqueue.queue.envelope import Envelope
 from tests.fixtures.celery import delivered_pairs, make_payload, send_batch
 from tests.fixtures.smtp import SMTPTestServer
 from workers.deadletters import DeadLetters
@@ -42,10 +42,10 @@ def message_report(report: dict[str, Any], payload: dict[str, Any]) -> dict[str,
 
 
 def test_bulk_send_delivers_each_message_exactly_once_over_one_connection(
-    worker_app: Celery, smtp_server: SMTPTestServer
+    celery_app: Celery, smtp_server: SMTPTestServer
 ) -> None:
     batches = [[make_payload(to=[f"user{b}-{i}@example.com"]) for i in range(50)] for b in range(6)]
-    results = [send_batch(worker_app, batch) for batch in batches]
+    results = [send_batch(celery_app, batch) for batch in batches]
     reports = [result.get(timeout=60) for result in results]
 
     assert [report["sent"] for report in reports] == [50] * 6
@@ -56,12 +56,12 @@ def test_bulk_send_delivers_each_message_exactly_once_over_one_connection(
 
 
 def test_transient_recipient_is_delivered_after_retries_which_are_counted(
-    worker_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
+    celery_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
 ) -> None:
     smtp_server.fail_recipient("later@example.com", 451, "4.2.0 Mailbox busy", times=2)
     payload = make_payload(to=["later@example.com"])
 
-    report = send_batch(worker_app, [payload]).get(timeout=TIMEOUT)
+    report = send_batch(celery_app, [payload]).get(timeout=TIMEOUT)
 
     assert (report["sent"], report["failed"], report["retries"]) == (1, 0, 2)
     assert message_report(report, payload)["attempts"] == 3
@@ -71,12 +71,12 @@ def test_transient_recipient_is_delivered_after_retries_which_are_counted(
 
 
 def test_permanent_failure_fails_at_once_without_retry_and_is_dead_lettered(
-    worker_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
+    celery_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
 ) -> None:
     smtp_server.fail_recipient("nobody@example.com", 550, "5.1.1 No such user")
     payload = make_payload(to=["nobody@example.com"])
 
-    report = send_batch(worker_app, [payload]).get(timeout=TIMEOUT)
+    report = send_batch(celery_app, [payload]).get(timeout=TIMEOUT)
 
     assert (report["sent"], report["failed"], report["retries"]) == (0, 1, 0)
     entry = message_report(report, payload)
@@ -90,13 +90,13 @@ def test_permanent_failure_fails_at_once_without_retry_and_is_dead_lettered(
 
 
 def test_mixed_recipients_accepted_ones_are_not_sent_again_on_retry(
-    worker_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
+    celery_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
 ) -> None:
     smtp_server.fail_recipient("busy@example.com", 451, "4.2.0 Busy", times=1)
     smtp_server.fail_recipient("gone@example.com", 550, "5.1.1 Gone")
     payload = make_payload(to=["ok@example.com", "busy@example.com", "gone@example.com"])
 
-    report = send_batch(worker_app, [payload]).get(timeout=TIMEOUT)
+    report = send_batch(celery_app, [payload]).get(timeout=TIMEOUT)
 
     assert [received.rcpt_tos for received in smtp_server.messages] == [["ok@example.com"], ["busy@example.com"]]
     entry = message_report(report, payload)
@@ -107,13 +107,13 @@ def test_mixed_recipients_accepted_ones_are_not_sent_again_on_retry(
 
 
 def test_out_of_retries_fails_with_the_last_error_and_is_dead_lettered(
-    worker_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
+    celery_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
 ) -> None:
     smtp_server.fail_recipient("full@example.com", 452, "4.2.2 Mailbox full")
     payload = make_payload(to=["full@example.com"])
 
     with override_settings(MAILQUEUE_MAX_RETRIES=2):
-        report = send_batch(worker_app, [payload]).get(timeout=TIMEOUT)
+        report = send_batch(celery_app, [payload]).get(timeout=TIMEOUT)
 
     entry = message_report(report, payload)
     assert (report["failed"], report["retries"], entry["attempts"]) == (1, 2, 3)
@@ -124,13 +124,13 @@ def test_out_of_retries_fails_with_the_last_error_and_is_dead_lettered(
 
 
 def test_a_deferred_round_shows_state_deferred_with_the_partial_report(
-    worker_app: Celery, smtp_server: SMTPTestServer
+    celery_app: Celery, smtp_server: SMTPTestServer
 ) -> None:
     smtp_server.fail_recipient("slow@example.com", 421, "4.3.2 Try again", times=1)
     payload = make_payload(to=["fast@example.com", "slow@example.com"])
 
     with override_settings(MAILQUEUE_RETRY_MIN_DELAY=1.0, MAILQUEUE_RETRY_MAX_DELAY=1.0):
-        result = send_batch(worker_app, [payload])
+        result = send_batch(celery_app, [payload])
         wait_for_state(result, DEFERRED)
         partial = result.info
         report = result.get(timeout=TIMEOUT)
@@ -144,12 +144,12 @@ def test_a_deferred_round_shows_state_deferred_with_the_partial_report(
 
 
 def test_mail_is_delivered_when_the_smtp_server_comes_back(
-    worker_app: Celery, smtp_server: SMTPTestServer
+    celery_app: Celery, smtp_server: SMTPTestServer
 ) -> None:
     smtp_server.stop()
     payloads = [make_payload(to=[f"u{i}@example.com"]) for i in range(3)]
     with override_settings(MAILQUEUE_MAX_RETRIES=50):
-        result = send_batch(worker_app, payloads)
+        result = send_batch(celery_app, payloads)
         wait_for_state(result, DEFERRED)
         time.sleep(0.5)  # a few more failed rounds while the server is down
         smtp_server.start()
@@ -160,12 +160,12 @@ def test_mail_is_delivered_when_the_smtp_server_comes_back(
 
 
 def test_rest_of_batch_is_not_attempted_once_the_server_is_unreachable(
-    worker_app: Celery, smtp_server: SMTPTestServer
+    celery_app: Celery, smtp_server: SMTPTestServer
 ) -> None:
     smtp_server.stop()
     payloads = [make_payload(to=[f"u{i}@example.com"]) for i in range(4)]
     with override_settings(MAILQUEUE_RETRY_MIN_DELAY=5.0, MAILQUEUE_RETRY_MAX_DELAY=5.0):
-        result = send_batch(worker_app, payloads)
+        result = send_batch(celery_app, payloads)
         wait_for_state(result, DEFERRED)
 
     replies = [message_report(result.info, p)["recipients"][p["recipients"][0]]["reply"] for p in payloads]
@@ -174,12 +174,12 @@ def test_rest_of_batch_is_not_attempted_once_the_server_is_unreachable(
 
 
 def test_a_long_batch_stops_at_half_the_visibility_timeout_and_defers_the_rest(
-    worker_app: Celery, smtp_server: SMTPTestServer
+    celery_app: Celery, smtp_server: SMTPTestServer
 ) -> None:
     smtp_server.delay_at("mail", 0.2)
     payloads = [make_payload(to=[f"u{i}@example.com"]) for i in range(5)]
     with override_settings(MAILQUEUE_VISIBILITY_TIMEOUT=1):  # read by the task: a 0.5 s budget
-        result = send_batch(worker_app, payloads)
+        result = send_batch(celery_app, payloads)
         wait_for_state(result, DEFERRED)
         partial = result.info
         report = result.get(timeout=TIMEOUT)
@@ -191,11 +191,11 @@ def test_a_long_batch_stops_at_half_the_visibility_timeout_and_defers_the_rest(
     assert set(delivered_pairs(smtp_server).values()) == {1} and len(smtp_server.messages) == 5
 
 
-def test_ledger_stops_a_second_run_from_sending_again(worker_app: Celery, smtp_server: SMTPTestServer) -> None:
+def test_ledger_stops_a_second_run_from_sending_again(celery_app: Celery, smtp_server: SMTPTestServer) -> None:
     payload = make_payload(to=["once@example.com"])
-    send_batch(worker_app, [payload]).get(timeout=TIMEOUT)
+    send_batch(celery_app, [payload]).get(timeout=TIMEOUT)
 
-    again = send_batch(worker_app, [payload]).get(timeout=TIMEOUT)
+    again = send_batch(celery_app, [payload]).get(timeout=TIMEOUT)
 
     assert len(smtp_server.messages) == 1
     assert message_report(again, payload)["recipients"]["once@example.com"]["reply"] == LEDGER_REPLY
@@ -203,12 +203,12 @@ def test_ledger_stops_a_second_run_from_sending_again(worker_app: Celery, smtp_s
 
 
 def test_one_message_id_twice_in_a_batch_is_one_delivery_to_all_recipients(
-    worker_app: Celery, smtp_server: SMTPTestServer
+    celery_app: Celery, smtp_server: SMTPTestServer
 ) -> None:
     payload = make_payload(to=["a@example.com", "b@example.com"])
     again = {**payload, "recipients": ["b@example.com", "c@example.com"]}
 
-    report = send_batch(worker_app, [payload, again]).get(timeout=TIMEOUT)
+    report = send_batch(celery_app, [payload, again]).get(timeout=TIMEOUT)
 
     assert [received.rcpt_tos for received in smtp_server.messages] == [["a@example.com", "b@example.com",
                                                                          "c@example.com"]]
@@ -216,12 +216,12 @@ def test_one_message_id_twice_in_a_batch_is_one_delivery_to_all_recipients(
 
 
 def test_unreadable_payload_is_dead_lettered_and_the_rest_delivered(
-    worker_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
+    celery_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
 ) -> None:
     good = make_payload()
     bad = {"v": 99, "message_id": "<bad@example.com>"}
 
-    report = send_batch(worker_app, [bad, good]).get(timeout=TIMEOUT)
+    report = send_batch(celery_app, [bad, good]).get(timeout=TIMEOUT)
 
     assert (report["sent"], report["failed"]) == (1, 1)
     letter = DeadLetters(redis_client).get(report["messages"]["<bad@example.com>"]["dead_letter"])
@@ -229,12 +229,12 @@ def test_unreadable_payload_is_dead_lettered_and_the_rest_delivered(
 
 
 def test_a_crashing_task_dead_letters_its_messages_with_the_traceback(
-    worker_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
+    celery_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
 ) -> None:
     payloads = [make_payload(to=["a@example.com"]), make_payload(to=["b@example.com"])]
     # The worker thread builds its backend at its first send, under this setting.
     with override_settings(MAILQUEUE_DELIVERY_BACKEND="tests.workers.backends.ExplodingBackend"):
-        report = send_batch(worker_app, payloads).get(timeout=TIMEOUT)
+        report = send_batch(celery_app, payloads).get(timeout=TIMEOUT)
 
     assert report["failed"] == 2
     letters = DeadLetters(redis_client).list()
@@ -243,24 +243,24 @@ def test_a_crashing_task_dead_letters_its_messages_with_the_traceback(
 
 
 def test_totals_are_counted_for_stats(
-    worker_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
+    celery_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
 ) -> None:
     smtp_server.fail_recipient("gone@example.com", 550, "5.1.1 Gone")
     smtp_server.fail_recipient("busy@example.com", 451, "4.2.0 Busy", times=1)
     payloads = [make_payload(to=["gone@example.com"]), make_payload(to=["busy@example.com"])]
 
-    send_batch(worker_app, payloads).get(timeout=TIMEOUT)
+    send_batch(celery_app, payloads).get(timeout=TIMEOUT)
 
     totals = {k.decode(): int(v) for k, v in redis_client.hgetall(keys.stats_key()).items()}
     assert totals == {"sent": 1, "failed": 1, "dead_lettered": 1, "retries": 1}
 
 
 def test_payload_recipients_are_the_envelope_the_server_sees(
-    worker_app: Celery, smtp_server: SMTPTestServer
+    celery_app: Celery, smtp_server: SMTPTestServer
 ) -> None:
     payload = make_payload(to=["to@example.com"], from_email="Sender <bounce@example.com>")
 
-    send_batch(worker_app, [payload]).get(timeout=TIMEOUT)
+    send_batch(celery_app, [payload]).get(timeout=TIMEOUT)
 
     received = smtp_server.messages[0]
     assert received.mail_from == "bounce@example.com"

@@ -1,4 +1,4 @@
-"""The plain address shapes (``mailqueue.mailboxes``) and the shortcut they give
+"""The plain address shapes (``mailqueue.message.addresses``) and the shortcut they give
 ``envelope_address()``: the same answer as the email package's parser, or no answer."""
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailqueue import addresses
-from mailqueue.addresses import envelope_address
-from mailqueue.mailboxes import MESSAGE_ID, Mailbox, parse_mailbox, parse_mailboxes
+from mailqueue.message import addresses
+from mailqueue.message.addresses import MESSAGE_ID, Mailbox, envelope_address, parse_mailbox, parse_mailboxes
 
 
 @pytest.mark.parametrize(("address", "expected"), [

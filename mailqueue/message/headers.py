@@ -13,9 +13,9 @@ from email.headerregistry import Address, AddressHeader
 from email.message import Message
 from typing import Any, cast
 
-from mailqueue.addresses import punycode
 from mailqueue.exceptions import InvalidMessage
-from mailqueue.utils import DNS_NAME
+from mailqueue.message.addresses import punycode
+from mailqueue.message.utils import DNS_NAME
 
 # Headers whose value comes from a constructor argument; a key in ``headers`` replaces the
 # header only, never the envelope.

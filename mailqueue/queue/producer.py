@@ -5,7 +5,7 @@ Redis round trip (an LPUSH):
 
 - the publishing Celery app has NO result backend: with a Redis result backend configured,
   Celery subscribes to the task's result channel on every send, an extra round trip. The
-  ``Delivery`` handle reads results through a separate app (``mailqueue.delivery``);
+  ``Delivery`` handle reads results through a separate app (``mailqueue.queue.delivery``);
 - kombu's producer pool reuses connections and producers across calls and threads;
 - kombu's Redis channel builds a new ``redis.Redis`` client object for every publish,
   which costs about as much as the round trip itself; our channel keeps one, and one
@@ -34,10 +34,10 @@ from celery import Celery
 from celery.utils.nodenames import anon_nodename
 from kombu.transport import redis as kombu_redis
 
-from mailqueue.broker import broker_url, redacted, shared_celery_config
 from mailqueue.conf import settings
-from mailqueue.envelope import DELIVER_TASK, summarize
 from mailqueue.exceptions import BrokerUnavailable
+from mailqueue.queue.broker import broker_url, redacted, shared_celery_config
+from mailqueue.queue.envelope import DELIVER_TASK, summarize
 
 __all__ = ["Publisher", "close_publishers", "get_publisher"]
 

@@ -17,7 +17,7 @@ def broker_url() -> str:
     configured: str = settings.MAILQUEUE_BROKER_URL
     if configured:
         return configured
-    from mailqueue.embedded import ensure_embedded_redis
+    from mailqueue.queue.embedded import ensure_embedded_redis
 
     return ensure_embedded_redis()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailqueue import keys
 from mailqueue.conf import override_settings
+from mailqueue.queue import keys
 
 
 def test_mailqueue_keys_start_with_the_prefix() -> None:

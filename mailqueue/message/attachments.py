@@ -15,7 +15,7 @@ from email.policy import Policy
 from typing import Any, NamedTuple
 
 from mailqueue.exceptions import InvalidMessage
-from mailqueue.headers import has_line_break
+from mailqueue.message.headers import has_line_break
 
 # MIME type of an attachment whose type is not given and cannot be guessed from its name.
 DEFAULT_ATTACHMENT_MIME_TYPE = "application/octet-stream"

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from mailqueue.broker import shared_celery_config
 from mailqueue.conf import override_settings
-from mailqueue.delivery import DEFERRED, Delivery, close_result_readers
 from mailqueue.exceptions import BrokerUnavailable, DeliveryTimeout, UnknownDelivery
+from mailqueue.queue.broker import shared_celery_config
+from mailqueue.queue.delivery import DEFERRED, Delivery, close_result_readers
 from tests.fixtures.redis import free_port
 from tests.queue_inspection import start_redis_on, stop_redis
 
@@ -33,7 +33,7 @@ def report_for(task_id: str, **message: Any) -> dict[str, Any]:
     return {"task_id": task_id, "sent": 1, "failed": 0, "retries": 0, "messages": {MESSAGE_ID: entry}}
 
 
-def worker_app(url: str) -> Celery:
+def results_writer_app(url: str) -> Celery:
     app = Celery("test-worker", set_as_current=False, broker=url, backend=url)
     app.conf.update(shared_celery_config())
     return app
@@ -42,7 +42,7 @@ def worker_app(url: str) -> Celery:
 @pytest.fixture
 def worker_backend(redis_url: str) -> Iterator[Any]:
     """Celery's result backend as a worker holds it, on the test Redis; results are read from there too."""
-    app = worker_app(redis_url)
+    app = results_writer_app(redis_url)
     with override_settings(MAILQUEUE_BROKER_URL=redis_url, MAILQUEUE_RESULT_BACKEND=""):
         yield app.backend
     close_result_readers()
@@ -137,7 +137,7 @@ def test_results_are_read_from_the_result_backend_setting(redis_url: str, tmp_pa
     port = free_port()
     server = start_redis_on(port, str(tmp_path))
     results_url = f"redis://127.0.0.1:{port}/0"
-    writer = worker_app(results_url)
+    writer = results_writer_app(results_url)
     try:
         delivery = new_delivery()
         writer.backend.store_result(delivery.task_id, report_for(delivery.task_id), "SUCCESS")

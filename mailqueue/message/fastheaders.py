@@ -1,4 +1,4 @@
-"""Header lines written directly, for the fast path (``mailqueue.fastpath``).
+"""Header lines written directly, for the fast path (``mailqueue.message.fastpath``).
 
 The email package parses every header value into a token tree and folds that tree back
 into lines: most of the cost of building a message. For the common shapes of a value
@@ -20,10 +20,9 @@ import email.utils
 from email.headerregistry import AddressHeader, UnstructuredHeader
 from typing import Any
 
-from mailqueue.addresses import punycode
 from mailqueue.exceptions import InvalidMessage
-from mailqueue.headers import ADDRESS_ARGUMENT_HEADERS, punycode_address_headers
-from mailqueue.mailboxes import MESSAGE_ID, Mailbox, parse_mailboxes
+from mailqueue.message.addresses import MESSAGE_ID, Mailbox, parse_mailboxes, punycode
+from mailqueue.message.headers import ADDRESS_ARGUMENT_HEADERS, punycode_address_headers
 
 POLICY = email.policy.SMTP
 MAX_LINE = 78  # POLICY.max_line_length: the longest line, CRLF excluded

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from mailqueue.addresses import punycode
+from mailqueue.message.addresses import punycode
 
 
 class CachedDnsName:

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from mailqueue.envelope import WIRE_VERSION, Envelope
 from mailqueue.exceptions import InvalidMessage, MessageTooLarge, UnsupportedPayload
 from mailqueue.message import EmailMessage, EmailMultiAlternatives
+from mailqueue.queue.envelope import WIRE_VERSION, Envelope
 
 BIG = 25 * 1024 * 1024
 

@@ -20,7 +20,9 @@ from email.policy import Policy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from mailqueue.attachments import (
+from mailqueue.conf import settings
+from mailqueue.exceptions import InvalidMessage
+from mailqueue.message.attachments import (
     DEFAULT_ATTACHMENT_MIME_TYPE,
     EmailAttachment,
     add_attachment,
@@ -28,9 +30,7 @@ from mailqueue.attachments import (
     split_mimetype,
     to_bytes,
 )
-from mailqueue.conf import settings
-from mailqueue.exceptions import InvalidMessage
-from mailqueue.headers import (
+from mailqueue.message.headers import (
     ADDRESS_ARGUMENT_HEADERS,
     BCC_IN_HEADERS,
     check_addresses,
@@ -215,6 +215,9 @@ class EmailMessage:
         """The backend ``send()`` uses: the message's own connection, or a new default one."""
         if self.connection is not None:
             return self.connection
+        # The one lazy import of the message <-> mail <-> backends circle (Django has the same):
+        # mailqueue.mail imports this module for its send functions, and a message needs
+        # mail.get_connection() only when it is sent without a connection.
         from mailqueue.mail import get_connection
 
         return get_connection(fail_silently=fail_silently)

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from mailqueue.addresses import envelope_address
 from mailqueue.exceptions import MessageTooLarge, UnsupportedPayload
-from mailqueue.fastpath import serialize
+from mailqueue.message.addresses import envelope_address
+from mailqueue.message.fastpath import serialize
 
 if TYPE_CHECKING:
     from mailqueue.message import EmailMessage
@@ -40,7 +40,7 @@ class Envelope:
     def from_email_message(cls, email_message: EmailMessage, *, max_size: int) -> Envelope:
         """Serialize once, validate everything, and refuse what cannot be sent.
 
-        ``mailqueue.fastpath`` writes the common messages directly and hands the rest to
+        ``mailqueue.message.fastpath`` writes the common messages directly and hands the rest to
         ``message(policy=SMTP)``; both raise the same validation errors.
         """
         raw, message_id = serialize(email_message, policy=email.policy.SMTP)

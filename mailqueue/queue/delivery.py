@@ -3,7 +3,7 @@
 Creating a handle costs nothing: the result backend is asked only when ``state`` is read
 or ``get()`` is called, so sending stays one broker round trip. The results are read by
 a Celery app of their own (one per result-backend URL and process), separate from the
-publishing app, which has no result backend at all (see ``mailqueue.producer``).
+publishing app, which has no result backend at all (see ``mailqueue.queue.producer``).
 
 The worker keeps one task id for a message's whole life: deferred retries store the
 interim state ``DEFERRED``, which is not a ready state, so ``get()`` returns only when
@@ -23,9 +23,9 @@ import celery.exceptions
 from celery import Celery, states
 from celery.result import AsyncResult
 
-from mailqueue.broker import redacted, result_backend_url, shared_celery_config
 from mailqueue.conf import settings
 from mailqueue.exceptions import BrokerUnavailable, DeliveryTimeout, MailQueueError, UnknownDelivery
+from mailqueue.queue.broker import redacted, result_backend_url, shared_celery_config
 
 __all__ = ["Delivery", "close_result_readers"]
 

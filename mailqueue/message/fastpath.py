@@ -23,9 +23,9 @@ from email import quoprimime
 from email.policy import Policy
 from typing import Any, NamedTuple
 
-from mailqueue import fastheaders
-from mailqueue.attachments import decode_text
-from mailqueue.message import EmailMessage, EmailMultiAlternatives
+from mailqueue.message import fastheaders
+from mailqueue.message.attachments import decode_text
+from mailqueue.message.model import EmailMessage, EmailMultiAlternatives
 
 __all__ = ["Serialized", "fast_serialize", "serialize"]
 

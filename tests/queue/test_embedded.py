@@ -15,10 +15,10 @@ import pytest
 import redis
 
 from mailqueue.conf import override_settings
-from mailqueue.embedded import PORT_FILE, embedded_status, ensure_embedded_redis, stop_embedded_redis
 from mailqueue.exceptions import ImproperlyConfigured
+from mailqueue.queue.embedded import PORT_FILE, embedded_status, ensure_embedded_redis, stop_embedded_redis
 
-ENSURE_IN_CHILD = "import sys; from mailqueue.embedded import ensure_embedded_redis as e; print(e(sys.argv[1]))"
+ENSURE_IN_CHILD = "import sys; from mailqueue.queue.embedded import ensure_embedded_redis as e; print(e(sys.argv[1]))"
 
 
 @pytest.fixture
@@ -128,14 +128,14 @@ def test_empty_data_dir_setting_is_refused() -> None:
 
 
 def test_broker_url_falls_back_to_the_embedded_server(data_dir: str) -> None:
-    from mailqueue.broker import broker_url
+    from mailqueue.queue.broker import broker_url
 
     with override_settings(MAILQUEUE_BROKER_URL="", MAILQUEUE_DATA_DIR=data_dir):
         assert broker_url() == ensure_embedded_redis(data_dir)
 
 
 def test_a_stopped_server_is_restarted_by_the_next_check(data_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import mailqueue.embedded as embedded
+    import mailqueue.queue.embedded as embedded
 
     url = ensure_embedded_redis(data_dir)
     redis.Redis.from_url(url).shutdown(nosave=True)  # stopped behind this process's back
@@ -147,7 +147,7 @@ def test_a_stopped_server_is_restarted_by_the_next_check(data_dir: str, monkeypa
 def test_a_server_slow_to_answer_is_waited_for_not_duplicated(
     data_dir: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mailqueue.embedded as embedded
+    import mailqueue.queue.embedded as embedded
 
     url = ensure_embedded_redis(data_dir)
     first_run = run_id(url)

@@ -16,9 +16,9 @@ import pytest
 import redis
 
 from mailqueue.conf import override_settings
-from mailqueue.envelope import DELIVER_TASK
 from mailqueue.exceptions import BrokerUnavailable
-from mailqueue.producer import close_publishers, get_publisher
+from mailqueue.queue.envelope import DELIVER_TASK
+from mailqueue.queue.producer import close_publishers, get_publisher
 from tests.fixtures.redis import free_port
 from tests.queue_inspection import queued_tasks, start_redis_on, stop_redis
 
