@@ -91,9 +91,13 @@ class Settings:
     def as_dict(self) -> dict[str, Any]:
         """Every setting's current value, for display (passwords masked)."""
         return {
-            name: ("********" if "PASSWORD" in name and getattr(self, name) else getattr(self, name))
+            name: ("********" if _is_secret(name) and getattr(self, name) else getattr(self, name))
             for name in SETTINGS
         }
+
+
+def _is_secret(name: str) -> bool:
+    return "PASSWORD" in name or name == "MAILQUEUE_SIGNING_KEY"
 
 
 settings = Settings()

@@ -65,6 +65,9 @@ SETTINGS: dict[str, Setting] = {
     "MAILQUEUE_DATA_DIR": Setting(
         "var/mailqueue", str, "Folder of the embedded Redis's data (when no broker URL is set)."
     ),
+    "MAILQUEUE_SIGNING_KEY": Setting(
+        [], list, "Secret keys that sign delivery tasks (HMAC-SHA256); sign with the first, accept any. Empty: off."
+    ),
     # --- The queue: worker side -----------------------------------------------------------
     "MAILQUEUE_DELIVERY_BACKEND": Setting(
         "mailqueue.backends.smtp.EmailBackend", str, "Backend the workers deliver through (configured from EMAIL_*)."
@@ -90,6 +93,9 @@ SETTINGS: dict[str, Setting] = {
     ),
     "MAILQUEUE_DEFERRED_POLL_INTERVAL": Setting(
         1.0, float, "Seconds between checks for deferred retries that are due."
+    ),
+    "MAILQUEUE_SIGNING_REQUIRED": Setting(
+        True, bool, "With a signing key set, refuse unsigned tasks (false: accept them, while producers start signing)."
     ),
     "MAILQUEUE_RESULT_EXPIRES": Setting(7 * 24 * 3600, int, "Seconds delivery reports are kept in the result backend."),
 }

@@ -26,7 +26,7 @@ from mailqueue.conf import settings
 from mailqueue.exceptions import ImproperlyConfigured
 from mailqueue.queue.broker import broker_url, result_backend_url, shared_celery_config
 from mailqueue.queue.envelope import DELIVER_TASK, summarize
-from workers import session, tasks
+from workers import authenticity, session, tasks
 from workers.deferral import DeferralPoller, Deferrals, DeferredTask
 from workers.store import Stores, redis_client
 
@@ -105,6 +105,7 @@ def check_configuration(app: Celery) -> None:
     try:
         Stores.from_settings(url=app.conf.broker_url)
         session.build_backend().close()
+        authenticity.check_configuration()
     except (ImproperlyConfigured, ValueError, TypeError) as error:
         raise ImproperlyConfigured(f"This worker is misconfigured and will not start: {error}") from error
 
@@ -114,7 +115,8 @@ def make_poller(app: Celery) -> DeferralPoller:
         app.send_task(DELIVER_TASK, args=[entry.payloads],
                       kwargs={"attempt": entry.attempt, "report": entry.report},
                       argsrepr=summarize(entry.payloads), kwargsrepr=f"{{'attempt': {entry.attempt}}}",
-                      task_id=entry.task_id, queue=settings.MAILQUEUE_QUEUE)
+                      task_id=entry.task_id, queue=settings.MAILQUEUE_QUEUE,
+                      headers=entry.headers())  # signed by the worker that deferred it
 
     return DeferralPoller(Deferrals(redis_client(app.conf.broker_url)), enqueue,
                           interval=float(settings.MAILQUEUE_DEFERRED_POLL_INTERVAL))

@@ -22,6 +22,7 @@ from mailqueue.conf import settings
 from mailqueue.exceptions import UnknownDelivery
 from mailqueue.queue import keys
 from mailqueue.queue.envelope import DELIVER_TASK, Envelope, summarize
+from mailqueue.queue.signing import signature_headers
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -114,7 +115,8 @@ class DeadLetters:
         Envelope.from_payload(letter.payload)  # refuse a payload no worker could read
         task_id = str(uuid.uuid4())
         app.send_task(DELIVER_TASK, args=[[letter.payload]], argsrepr=summarize([letter.payload]),
-                         task_id=task_id, queue=settings.MAILQUEUE_QUEUE)
+                      task_id=task_id, queue=settings.MAILQUEUE_QUEUE,
+                      headers=signature_headers(task_id, [letter.payload]))  # MAILQUEUE_SIGNING_KEY
         self.purge([letter_id])
         return task_id
 

@@ -19,12 +19,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, cast
 
 import redis
 
 from mailqueue.queue import keys
+from mailqueue.queue.signing import SIGNATURE_HEADER, signature_headers
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +69,23 @@ class DeferredTask:
     attempt: int  # attempts made so far
     report: dict[str, Any]  # the delivery report so far
     due: float  # epoch seconds
+    # The signature of the task the poller sends (MAILQUEUE_SIGNING_KEY), made by the worker that
+    # stored the round: the poller never signs what it reads from Redis, or anyone who can write an
+    # entry there would have it signed.
+    signature: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
+
+    def signed(self) -> DeferredTask:
+        """This round, signed as the task the poller will send (unsigned without a key)."""
+        sent = json.loads(self.to_json())  # sign exactly what the poller reads back
+        headers = signature_headers(self.task_id, sent["payloads"], attempt=sent["attempt"], report=sent["report"])
+        return replace(self, signature=headers.get(SIGNATURE_HEADER))
+
+    def headers(self) -> dict[str, str]:
+        """The message headers of the re-sent task: its signature, if it has one."""
+        return {SIGNATURE_HEADER: self.signature} if self.signature else {}
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> DeferredTask:
@@ -92,6 +107,7 @@ class Deferrals:
 
     def defer(self, entry: DeferredTask) -> None:
         """Store a round until ``entry.due``; a newer round for the same task replaces it."""
+        entry = entry.signed()
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(keys.deferred_entries_key(), entry.task_id, entry.to_json())
             pipe.zadd(keys.deferred_schedule_key(), {entry.task_id: entry.due})

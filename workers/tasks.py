@@ -33,7 +33,7 @@ from mailqueue.conf import settings
 from mailqueue.exceptions import ImproperlyConfigured, UnsupportedPayload
 from mailqueue.outcomes import RecipientOutcome, Status
 from mailqueue.queue.envelope import DELIVER_TASK, Envelope
-from workers import session
+from workers import authenticity, session
 from workers.deferral import DeferredTask
 from workers.report import (
     FAILED,
@@ -234,6 +234,7 @@ class DeliveryRound:
 def deliver(self: Task, payloads: list[dict[str, Any]], attempt: int = 0, report: Report | None = None) -> Report:
     """``mailqueue.deliver``: deliver a batch; returns the final delivery report."""
     task_id = self.request.id or str(uuid.uuid4())
+    authenticity.enforce(self, task_id, payloads, attempt, report)  # unsigned or forged: quarantined, ended
     try:
         stores = Stores.from_settings(url=self.app.conf.broker_url, hostname=self.request.hostname)
     except (ImproperlyConfigured, ValueError, TypeError) as error:

@@ -67,6 +67,19 @@ def dead_letter_index_key() -> str:
     return key_for("dead", "index")
 
 
+# --- quarantine: tasks refused as unsigned or forged (workers/quarantine.py) ----------------------
+
+
+def quarantine_key() -> str:
+    """Hash: quarantine id -> JSON record (the refused task's arguments, why, when, where)."""
+    return key_for("quarantine", "tasks")
+
+
+def quarantine_index_key() -> str:
+    """Sorted set: quarantine id scored by the time the task was refused, for listing in order."""
+    return key_for("quarantine", "index")
+
+
 # --- counters for `mailqueue stats` ------------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ from mailqueue.conf import settings
 from mailqueue.exceptions import BrokerUnavailable
 from mailqueue.queue.broker import broker_url, redacted, shared_celery_config
 from mailqueue.queue.envelope import DELIVER_TASK, summarize
+from mailqueue.queue.signing import signature_headers
 
 __all__ = ["Publisher", "close_publishers", "get_publisher"]
 
@@ -95,9 +96,11 @@ class Publisher:
         message = amqp.create_task_message(
             task_id, DELIVER_TASK, [batch], argsrepr=summarize(batch), kwargsrepr="{}", origin=self._origin,
         )
+        headers = signature_headers(task_id, batch)  # MAILQUEUE_SIGNING_KEY; none without a key
         try:
             with self.app.producer_pool.acquire(block=True) as producer:
-                amqp.send_task_message(producer, DELIVER_TASK, message, queue=queue, declare=[], retry=False)
+                amqp.send_task_message(producer, DELIVER_TASK, message, queue=queue, declare=[], retry=False,
+                                       headers=headers)
         except self._errors as error:
             raise BrokerUnavailable(
                 f"Could not enqueue on the broker at {redacted(self.url)}: {str(error).rstrip('.')}. Check "
