@@ -31,7 +31,9 @@ SETTINGS: dict[str, Setting] = {
     "EMAIL_USE_SSL": Setting(
         False, bool, "Use implicit TLS (usually port 465). Mutually exclusive with EMAIL_USE_TLS."
     ),
-    "EMAIL_TIMEOUT": Setting(None, float, "Socket timeout for SMTP connections, in seconds (None: no timeout)."),
+    "EMAIL_TIMEOUT": Setting(
+        None, float, "Socket timeout for SMTP connections, in seconds. None: none for the SMTP backend; 60 in workers."
+    ),
     "EMAIL_SSL_KEYFILE": Setting(None, str, "PEM private key for a TLS client certificate."),
     "EMAIL_SSL_CERTFILE": Setting(None, str, "PEM client certificate for TLS."),
     "EMAIL_FILE_PATH": Setting(None, str, "Directory the filebased backend writes to."),

@@ -8,6 +8,8 @@ At least once, never twice:
   MAILQUEUE_VISIBILITY_TIMEOUT has passed, but only when some worker sweeps for them; by
   default that sweep runs every 100 s (unacked_restore_interval 10 s x throttle 10), so we
   sweep at a fraction of the timeout instead;
+- the sweep cannot tell a dead worker from a slow one, so each worker keeps the tasks it
+  holds fresh (``workers.visibility``): a slow round never runs in two workers at once;
 - retries never use countdowns (see ``workers.deferral``).
 
 The configuration is computed lazily, when the app first reads it, so importing ``workers``
@@ -24,11 +26,13 @@ from celery.signals import worker_process_shutdown
 
 from mailqueue.conf import settings
 from mailqueue.exceptions import ImproperlyConfigured
+from mailqueue.queue import keys
 from mailqueue.queue.broker import broker_url, result_backend_url, shared_celery_config
 from mailqueue.queue.envelope import DELIVER_TASK, summarize
 from workers import authenticity, session, tasks
 from workers.deferral import DeferralPoller, Deferrals, DeferredTask
 from workers.store import Stores, redis_client
+from workers.visibility import VisibilityKeeper
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +80,7 @@ class DeliveryLifecycle(bootsteps.StartStopStep):
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self.poller: DeferralPoller | None = None
+        self.keeper: VisibilityKeeper | None = None
 
     def start(self, parent: Any) -> None:
         check_configuration(parent.app)  # raises: a misconfigured worker must not start taking tasks
@@ -84,6 +89,12 @@ class DeliveryLifecycle(bootsteps.StartStopStep):
             self.poller.start()
         except Exception:
             logger.exception("Could not start the deferred-retry poller; deferred mail waits for another worker")
+        try:
+            self.keeper = make_visibility_keeper(parent.app)
+            self.keeper.start()
+        except Exception:
+            logger.exception("Could not start the visibility keeper; a round longer than "
+                             "MAILQUEUE_VISIBILITY_TIMEOUT may run twice")
 
     def stop(self, parent: Any) -> None:
         try:
@@ -91,6 +102,8 @@ class DeliveryLifecycle(bootsteps.StartStopStep):
                 self.poller.stop()
         except Exception:
             logger.exception("Stopping the deferred-retry poller failed")
+        if self.keeper is not None:
+            self.keeper.stop()
         session.close_all()
 
     terminate = stop
@@ -120,6 +133,11 @@ def make_poller(app: Celery) -> DeferralPoller:
 
     return DeferralPoller(Deferrals(redis_client(app.conf.broker_url)), enqueue,
                           interval=float(settings.MAILQUEUE_DEFERRED_POLL_INTERVAL))
+
+
+def make_visibility_keeper(app: Celery) -> VisibilityKeeper:
+    return VisibilityKeeper(redis_client(app.conf.broker_url), index_key=keys.unacked_index_key(),
+                            visibility_timeout=float(settings.MAILQUEUE_VISIBILITY_TIMEOUT))
 
 
 def close_sessions_safely(**kwargs: Any) -> None:

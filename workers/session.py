@@ -24,6 +24,10 @@ from mailqueue.queue.envelope import Envelope
 
 logger = logging.getLogger(__name__)
 
+# Django's EMAIL_TIMEOUT=None waits forever, which is right for one request's send but lets one
+# silent relay hang every pool process of a fleet. Workers always bound each SMTP wait.
+DEFAULT_SMTP_TIMEOUT = 60.0
+
 
 class DeliveryBackend(Protocol):
     def send_serialized(
@@ -38,8 +42,33 @@ def connection_lost(outcomes: Sequence[RecipientOutcome]) -> bool:
     return bool(outcomes) and all(o.status is Status.TRANSIENT and o.code is None for o in outcomes)
 
 
+def smtp_timeout() -> float:
+    """Seconds one SMTP wait may take in a worker: EMAIL_TIMEOUT, or DEFAULT_SMTP_TIMEOUT if unset.
+
+    One wait must end well inside the visibility timeout: if this worker's visibility keeper
+    cannot reach Redis, its task is handed out again one timeout after the last refresh.
+    """
+    configured = settings.EMAIL_TIMEOUT
+    timeout = DEFAULT_SMTP_TIMEOUT if configured is None else float(configured)
+    visibility = float(settings.MAILQUEUE_VISIBILITY_TIMEOUT)
+    if not timeout > 0:
+        raise ImproperlyConfigured(f"EMAIL_TIMEOUT must be a positive number of seconds, got {configured!r}.")
+    if timeout * 2 > visibility:
+        source = "EMAIL_TIMEOUT" if configured is not None else "the workers' default SMTP timeout"
+        raise ImproperlyConfigured(
+            f"{source} ({timeout:g}s) must be at most half of MAILQUEUE_VISIBILITY_TIMEOUT ({visibility:g}s): "
+            "a message waiting on a slow relay longer than that could be handed to a second worker. "
+            "Lower EMAIL_TIMEOUT or raise MAILQUEUE_VISIBILITY_TIMEOUT."
+        )
+    return timeout
+
+
 def build_backend() -> DeliveryBackend:
-    """The backend named by MAILQUEUE_DELIVERY_BACKEND, configured from the EMAIL_* settings."""
+    """The backend named by MAILQUEUE_DELIVERY_BACKEND, configured from the EMAIL_* settings.
+
+    A backend whose ``timeout`` is None (Django's "wait forever") gets ``smtp_timeout()``.
+    """
+    timeout = smtp_timeout()
     path = settings.MAILQUEUE_DELIVERY_BACKEND
     backend_class = import_string(path, setting="MAILQUEUE_DELIVERY_BACKEND")
     if not callable(getattr(backend_class, "send_serialized", None)):
@@ -49,6 +78,8 @@ def build_backend() -> DeliveryBackend:
             "'mailqueue.backends.smtp.EmailBackend'."
         )
     backend: DeliveryBackend = backend_class()
+    if getattr(backend, "timeout", 0) is None:
+        backend.timeout = timeout  # type: ignore[attr-defined]
     return backend
 
 

@@ -107,7 +107,7 @@ def test_sigkill_of_the_whole_worker_loses_nothing_and_sends_nothing_twice(
     smtp_server.delay_at("mail", 0.004)  # slow enough to be killed mid-run, mostly outside the gap
     batches = [[make_payload(to=[f"u{b}-{i}@example.com", f"v{b}-{i}@example.com"]) for i in range(50)]
                for b in range(8)]
-    first = worker_process(name="doomed", concurrency=2, MAILQUEUE_VISIBILITY_TIMEOUT=3)
+    first = worker_process(name="doomed", concurrency=2, MAILQUEUE_VISIBILITY_TIMEOUT=3, EMAIL_TIMEOUT=1.5)
     results = [send_batch(celery_app, batch) for batch in batches]
     smtp_server.wait_for_messages(60, timeout=30)
     time.sleep(0.05)  # not right at an acceptance
@@ -121,7 +121,7 @@ def test_sigkill_of_the_whole_worker_loses_nothing_and_sends_nothing_twice(
     assert in_flight >= 1 and len(received_before) < 800, "the worker finished before it was killed"
 
     started = time.monotonic()
-    worker_process(name="rescuer", concurrency=2, MAILQUEUE_VISIBILITY_TIMEOUT=3)
+    worker_process(name="rescuer", concurrency=2, MAILQUEUE_VISIBILITY_TIMEOUT=3, EMAIL_TIMEOUT=1.5)
     reports = [result.get(timeout=60) for result in results]
 
     assert [report["sent"] for report in reports] == [50] * 8

@@ -134,3 +134,53 @@ def test_unimportable_backend_is_refused_naming_the_setting() -> None:
     with override_settings(MAILQUEUE_DELIVERY_BACKEND="mailqueue.backends.nothing.EmailBackend"):
         with pytest.raises(ImproperlyConfigured, match="MAILQUEUE_DELIVERY_BACKEND"):
             build_backend()
+
+
+def test_workers_bound_smtp_waits_even_when_email_timeout_is_none() -> None:
+    with override_settings(EMAIL_TIMEOUT=None, MAILQUEUE_DELIVERY_BACKEND="mailqueue.backends.smtp.EmailBackend"):
+        backend = build_backend()
+    assert backend.timeout == session.DEFAULT_SMTP_TIMEOUT == 60.0  # type: ignore[attr-defined]
+
+
+def test_a_configured_email_timeout_is_kept() -> None:
+    with override_settings(EMAIL_TIMEOUT=7.5, MAILQUEUE_DELIVERY_BACKEND="mailqueue.backends.smtp.EmailBackend"):
+        assert build_backend().timeout == 7.5  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("timeout", "visibility", "culprit"), [
+    (200.0, 300, "EMAIL_TIMEOUT"),  # longer than half the visibility timeout
+    (None, 100, "default SMTP timeout"),  # the 60 s default does not fit either
+    (0.0, 300, "EMAIL_TIMEOUT"),
+    (-1.0, 300, "EMAIL_TIMEOUT"),
+])
+def test_a_timeout_that_does_not_fit_the_visibility_budget_is_refused(
+    timeout: float | None, visibility: int, culprit: str
+) -> None:
+    with override_settings(EMAIL_TIMEOUT=timeout, MAILQUEUE_VISIBILITY_TIMEOUT=visibility,
+                           MAILQUEUE_DELIVERY_BACKEND="mailqueue.backends.smtp.EmailBackend"):
+        with pytest.raises(ImproperlyConfigured, match=culprit):
+            build_backend()
+
+
+def test_a_silent_server_costs_one_wait_not_the_worker(
+    smtp_settings: SMTPTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EMAIL_TIMEOUT unset: the first MAIL FROM is never answered; the send gives up, the next one works."""
+    monkeypatch.setattr(session, "DEFAULT_SMTP_TIMEOUT", 1.0)
+    smtp_settings.delay_at("mail", 600.0, times=1)
+    with override_settings(EMAIL_TIMEOUT=None):
+        smtp_session = new_session()
+        done = threading.Event()
+        results: list = []
+
+        def send_two() -> None:
+            results.append(smtp_session.send(envelope("stalled@example.com")))
+            results.append(smtp_session.send(envelope("next@example.com")))
+            done.set()
+
+        threading.Thread(target=send_two, daemon=True).start()
+        assert done.wait(20), "a silent SMTP server blocked the worker"
+    stalled, following = results
+    assert [outcome.status for outcome in stalled] == [Status.TRANSIENT]
+    assert [outcome.status for outcome in following] == [Status.ACCEPTED]
+    assert [message.rcpt_tos for message in smtp_settings.messages] == [["next@example.com"]]

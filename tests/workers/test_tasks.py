@@ -178,7 +178,7 @@ def test_a_long_batch_stops_at_half_the_visibility_timeout_and_defers_the_rest(
 ) -> None:
     smtp_server.delay_at("mail", 0.2)
     payloads = [make_payload(to=[f"u{i}@example.com"]) for i in range(5)]
-    with override_settings(MAILQUEUE_VISIBILITY_TIMEOUT=1):  # read by the task: a 0.5 s budget
+    with override_settings(MAILQUEUE_VISIBILITY_TIMEOUT=1, EMAIL_TIMEOUT=0.5):  # read by the task: a 0.5 s budget
         result = send_batch(celery_app, payloads)
         wait_for_state(result, DEFERRED)
         partial = result.info
