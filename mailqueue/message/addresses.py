@@ -125,3 +125,22 @@ def envelope_address(address: str, *, force_ascii: bool = True) -> str:
     if force_ascii and mailbox.domain and not mailbox.domain.isascii():
         return str(Address(username=mailbox.local_part, domain=punycode(mailbox.domain)))
     return mailbox.addr_spec
+
+
+def check_envelope_address(address: object) -> str:
+    """Return ``address`` if it is an envelope address exactly as ``envelope_address`` writes one.
+
+    For envelopes read back off the broker, which anyone with access to Redis can write: the
+    worker accepts only what the producer could have produced, so both sides apply one rule.
+    Printable ASCII only (no CR, LF, NUL, U+2028/U+2029/U+0085 or any other control): the
+    email package's parser drops some of those silently, and
+    ``"victim@example.com\\u2028.evil.test"`` would go out as ``victim@example.com.evil.test``.
+    The empty reverse-path is refused too: the producer never writes one.
+    """
+    if not isinstance(address, str):
+        raise TypeError(f"An envelope address must be a str, not {type(address).__name__}: {address!r}")
+    if not (address.isascii() and address.isprintable()):
+        raise InvalidMessage(f"Invalid envelope address {address!r}: only printable ASCII characters are allowed")
+    if envelope_address(address) != address:
+        raise InvalidMessage(f"Invalid envelope address {address!r}: not a bare addr-spec such as local@example.com")
+    return address

@@ -10,14 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import email.policy
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from mailqueue.exceptions import MessageTooLarge, UnsupportedPayload
-from mailqueue.message.addresses import envelope_address
+from mailqueue.message.addresses import check_envelope_address, envelope_address
 from mailqueue.message.fastpath import serialize
+from mailqueue.message.headers import has_line_break
 
 if TYPE_CHECKING:
     from mailqueue.message import EmailMessage
@@ -72,22 +74,76 @@ class Envelope:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Envelope:
+        """Read a payload off the broker, refusing anything the producer could not have written.
+
+        What comes off the broker is untrusted: anyone who can write to Redis can put a task
+        there. Each field is checked for type and form (addresses with the producer's own rule,
+        ``check_envelope_address``); anything else raises UnsupportedPayload naming the field.
+        """
         version = payload.get("v") if isinstance(payload, dict) else None
-        if version != WIRE_VERSION:
+        if type(version) is not int or version != WIRE_VERSION:  # not True, not 1.0
             raise UnsupportedPayload(
                 f"Payload version {version!r} is not supported (this mailqueue reads version {WIRE_VERSION})."
             )
-        try:
-            return cls(
-                message_id=payload["message_id"],
-                sender=payload["sender"],
-                recipients=tuple(payload["recipients"]),
-                message=base64.b64decode(payload["message"], validate=True),
-                enqueued_at=float(payload["enqueued_at"]),
-            )
-        except (KeyError, TypeError, ValueError, binascii.Error) as error:
-            raise UnsupportedPayload(f"Malformed payload: {error!r}") from None
+        return cls(
+            message_id=_message_id(_field(payload, "message_id")),
+            sender=_address("sender", _field(payload, "sender")),
+            recipients=_recipients(_field(payload, "recipients")),
+            message=_message(_field(payload, "message")),
+            enqueued_at=_timestamp(_field(payload, "enqueued_at")),
+        )
 
+
+def _malformed(name: str, problem: str) -> UnsupportedPayload:
+    return UnsupportedPayload(f"Malformed payload: field {name!r} {problem}")
+
+
+def _field(payload: dict[str, Any], name: str) -> Any:
+    if name not in payload:
+        raise _malformed(name, "is missing")
+    return payload[name]
+
+
+def _message_id(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise _malformed("message_id", f"must be a non-empty str, got {_shown(value)}")
+    if has_line_break(value) or "\0" in value:  # the producer refuses these in any header
+        raise _malformed("message_id", f"contains a line break or NUL: {value!r}")
+    return value
+
+
+def _address(name: str, value: Any) -> str:
+    try:
+        return check_envelope_address(value)
+    except (TypeError, ValueError) as error:  # InvalidMessage is a ValueError
+        raise _malformed(name, f"is not a valid envelope address: {error}") from None
+
+
+def _recipients(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise _malformed("recipients", f"must be a non-empty list of addresses, got {_shown(value)}")
+    return tuple(_address(f"recipients[{index}]", item) for index, item in enumerate(value))
+
+
+def _message(value: Any) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise _malformed("message", f"must be a non-empty base64 str, got {_shown(value)}")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as error:  # ValueError: a non-ASCII str
+        raise _malformed("message", f"is not valid base64 ({error})") from None
+
+
+def _timestamp(value: Any) -> float:
+    if type(value) not in (int, float) or not math.isfinite(value):  # not a bool, not NaN
+        raise _malformed("enqueued_at", f"must be a number (a Unix time), got {_shown(value)}")
+    return float(value)
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: its type and a bounded repr."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 80 else text[:77] + '...'}"
 
 def summarize(payloads: list[dict[str, Any]]) -> str:
     """What monitoring tools (Flower, celery inspect) show for a task instead of the mail itself."""

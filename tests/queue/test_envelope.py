@@ -153,3 +153,94 @@ def test_malformed_payload_is_refused(damage: str) -> None:
         payload["enqueued_at"] = "yesterday"
     with pytest.raises(UnsupportedPayload, match="Malformed"):
         Envelope.from_payload(payload)
+
+
+# --- what a worker reads off the broker: the same rules as the producer's ------------------
+
+def valid_payload() -> dict[str, object]:
+    return make_envelope(EmailMessage("S", "B", "from@example.com", ["to@example.com"])).to_payload()
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("recipients", "victim@example.com"),  # a str would go out as one-letter RCPTs
+    ("recipients", []),
+    ("recipients", ("to@example.com",)),
+    ("recipients", {"to@example.com": 1}),
+    ("recipients", [["to@example.com"]]),
+    ("recipients", [None]),
+    ("recipients", ["victim@example.com\u2028.evil.test"]),
+    ("recipients", ["victim@example.com\u2029.evil.test"]),
+    ("recipients", ["victim@example.com\x85.evil.test"]),
+    ("recipients", ["victim@example.com\r\nRCPT TO:<other@example.com>"]),
+    ("recipients", ["victim@example.com\n"]),
+    ("recipients", ["victim@example.com\0"]),
+    ("recipients", ["Victim <victim@example.com>"]),
+    ("recipients", [" victim@example.com"]),
+    ("recipients", ["victim@bücher.example"]),  # the producer writes the domain IDNA-encoded
+    ("recipients", ["a@example.com, b@example.com"]),
+    ("recipients", ["not an address@@example.com"]),
+    ("recipients", [""]),
+    ("sender", "from@example.com\u2028.evil.test"),
+    ("sender", ""),  # the producer never writes a null reverse-path
+    ("sender", None),
+    ("sender", ["from@example.com"]),
+    ("sender", "Boss <boss@example.com>"),
+    ("message_id", ["<unhashable@example.com>"]),
+    ("message_id", {"id": 1}),
+    ("message_id", 42),
+    ("message_id", ""),
+    ("message_id", "<id@example.com>\r\nBcc: victim@example.com"),
+    ("message", 12),
+    ("message", ""),
+    ("message", "not base64!"),
+    ("message", "w6k="[:-1] + "é"),
+    ("enqueued_at", "yesterday"),
+    ("enqueued_at", "1764639000.5"),
+    ("enqueued_at", True),
+    ("enqueued_at", None),
+    ("enqueued_at", float("nan")),
+])
+def test_a_bad_field_is_refused_naming_it(field: str, value: object) -> None:
+    payload = valid_payload()
+    payload[field] = value
+    with pytest.raises(UnsupportedPayload, match=f"Malformed payload: field '{field}"):
+        Envelope.from_payload(payload)
+
+
+@pytest.mark.parametrize("field", ["message_id", "sender", "recipients", "message", "enqueued_at"])
+def test_a_missing_field_is_refused_naming_it(field: str) -> None:
+    payload = valid_payload()
+    del payload[field]
+    with pytest.raises(UnsupportedPayload, match=f"field '{field}' is missing"):
+        Envelope.from_payload(payload)
+
+
+def test_the_bad_recipient_is_named_by_its_position() -> None:
+    payload = valid_payload()
+    payload["recipients"] = ["ok@example.com", "victim@example.com\u2028.evil.test"]
+    with pytest.raises(UnsupportedPayload, match=r"field 'recipients\[1\]'.*printable ASCII"):
+        Envelope.from_payload(payload)
+
+
+@pytest.mark.parametrize("version", [True, 1.0])
+def test_a_version_that_only_equals_one_is_refused(version: object) -> None:
+    payload = valid_payload()
+    payload["v"] = version
+    with pytest.raises(UnsupportedPayload, match="version"):
+        Envelope.from_payload(payload)
+
+
+@pytest.mark.parametrize("address", [
+    "plain@example.com", "Name <named@example.com>", "Zoë <z@bücher.example>", '"john doe"@example.com',
+    "webmaster", "first.last+tag@sub.example.co.uk", "a@[127.0.0.1]",
+])
+def test_whatever_the_producer_writes_a_worker_reads(address: str) -> None:
+    message = EmailMessage("S", "B", address, [address], cc=[address])
+    envelope = make_envelope(message)
+    assert Envelope.from_payload(json.loads(json.dumps(envelope.to_payload()))) == envelope
+
+
+def test_an_integer_timestamp_is_read_as_a_float() -> None:
+    payload = valid_payload()
+    payload["enqueued_at"] = 1764639000
+    assert Envelope.from_payload(payload).enqueued_at == 1764639000.0
