@@ -103,6 +103,9 @@ class DeadLetters:
             raise UnknownDelivery(f"No dead letter with id {letter_id!r} (see `mailqueue dead list`).")
         return DeadLetter.from_json(raw)
 
+    def contains(self, letter_id: str) -> bool:
+        return bool(self.client.hexists(keys.dead_letters_key(), letter_id))
+
     def count(self) -> int:
         return int(cast(int, self.client.zcard(keys.dead_letter_index_key())))
 

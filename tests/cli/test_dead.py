@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.cli.conftest import CLIWorker, Run, assert_one_line_error
+from tests.fixtures.celery import make_payload
 
 
 def bounce(mailqueue: Run, *addresses: str) -> list[dict[str, Any]]:
@@ -88,3 +90,36 @@ def test_unknown_id_is_one_line(mailqueue: Run, fleet_env: dict[str, str]) -> No
 def test_requeue_and_purge_need_ids_or_all(mailqueue: Run, fleet_env: dict[str, str]) -> None:
     assert_one_line_error(mailqueue("dead", "purge"), status=2)
     assert_one_line_error(mailqueue("dead", "requeue", "some-id", "--all"), status=2)
+
+
+SIGNING_KEY = "fleet-signing-key-0123456789"
+
+
+def test_quarantined_tasks_are_shown_and_requeued_only_with_force(
+    mailqueue: Run, fleet_env: dict[str, str], start_worker: Callable[..., CLIWorker], smtp_server: Any
+) -> None:
+    from celery import Celery
+
+    fleet_env["MAILQUEUE_SIGNING_KEY"] = SIGNING_KEY
+    start_worker()
+    intruder = Celery("intruder", broker=fleet_env["MAILQUEUE_BROKER_URL"], set_as_current=False)
+    intruder.send_task("mailqueue.deliver", args=[[make_payload(to=["unsure@example.com"])]], queue="mailqueue")
+    intruder.close()
+    deadline = time.monotonic() + 20
+    while not (entries := json.loads(mailqueue("dead", "list", "--quarantine", "--json").stdout)):
+        assert time.monotonic() < deadline, "the unsigned task was not quarantined"
+        time.sleep(0.1)
+    [entry] = entries
+    assert entry["reason"].startswith("unsigned") and entry["recipients"] == ["unsure@example.com"]
+    assert "1 task(s) refused as unsigned or forged" in mailqueue("dead", "list").stdout
+    assert "Quarantined task" in mailqueue("dead", "show", entry["id"]).stdout
+
+    refused = mailqueue("dead", "requeue", entry["id"])
+    assert refused.returncode == 2 and "--force" in refused.stderr
+    assert smtp_server.messages == []
+
+    forced = mailqueue("dead", "requeue", "--force", entry["id"])
+    assert forced.returncode == 0, forced.stderr
+    smtp_server.wait_for_messages(1, timeout=20)
+    assert [message.rcpt_tos for message in smtp_server.messages] == [["unsure@example.com"]]
+    assert json.loads(mailqueue("dead", "list", "--quarantine", "--json").stdout) == []
