@@ -13,8 +13,10 @@ import contextlib
 import importlib
 import json
 import os
+import sys
 from types import ModuleType
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mailqueue.defaults import SETTINGS, Setting
 from mailqueue.exceptions import ImproperlyConfigured
@@ -82,22 +84,63 @@ class Settings:
         if not path:
             return None
         try:
-            return importlib.import_module(path)
+            return import_from_working_directory(path)
         except ImportError as error:
             raise ImproperlyConfigured(
                 f"{SETTINGS_MODULE_VARIABLE}={path!r} cannot be imported: {error}"
             ) from error
 
     def as_dict(self) -> dict[str, Any]:
-        """Every setting's current value, for display (passwords masked)."""
-        return {
-            name: ("********" if _is_secret(name) and getattr(self, name) else getattr(self, name))
-            for name in SETTINGS
-        }
+        """Every setting's current value, for display: secrets masked, also inside URLs."""
+        return {name: masked(name, getattr(self, name)) for name in SETTINGS}
+
+
+MASK = "********"  # a secret setting
+URL_MASK = "****"  # the password inside a URL
+
+
+def import_from_working_directory(path: str) -> ModuleType:
+    """Import ``path``, also from the current folder, as ``celery -A`` and ``python -m`` resolve it.
+
+    ``celery -A workers worker`` puts the current folder on sys.path only while it imports the
+    app; our settings are read later, when the app first reads its configuration.
+    """
+    try:
+        return importlib.import_module(path)
+    except ModuleNotFoundError as error:
+        folder = os.getcwd()
+        if error.name != path.split(".")[0] or folder in sys.path or "" in sys.path:
+            raise
+        sys.path.append(folder)
+        return importlib.import_module(path)
 
 
 def _is_secret(name: str) -> bool:
     return "PASSWORD" in name or name == "MAILQUEUE_SIGNING_KEY"
+
+
+def masked(name: str, value: Any) -> Any:
+    """A setting's value as it may be shown: a secret setting masked, a URL's password masked."""
+    if _is_secret(name) and value:
+        return MASK
+    if isinstance(value, str) and "://" in value:
+        return redacted(value)
+    return value
+
+
+def redacted(url: str) -> str:
+    """The URL with its password masked (``user:password@`` and ``?password=``), for display and logs."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{URL_MASK}@{host}"
+    query = parts.query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(key.lower() == "password" for key, _ in pairs):
+        query = urlencode([(key, URL_MASK if key.lower() == "password" else value) for key, value in pairs], safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 settings = Settings()

@@ -7,9 +7,10 @@ timeout, which decides how soon a crashed worker's unacknowledged tasks come bac
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from mailqueue.conf import settings
+from mailqueue.conf import redacted, settings
+
+__all__ = ["broker_url", "redacted", "result_backend_url", "shared_celery_config"]
 
 
 def broker_url() -> str:
@@ -24,15 +25,6 @@ def broker_url() -> str:
 
 def result_backend_url() -> str:
     return settings.MAILQUEUE_RESULT_BACKEND or broker_url()
-
-
-def redacted(url: str) -> str:
-    """The URL with its password masked, for error messages and logs."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def shared_celery_config() -> dict[str, Any]:

@@ -48,3 +48,15 @@ def test_table_lists_every_setting_once(mailqueue: Run) -> None:
     rows = result.stdout.splitlines()
     assert rows[0] == "| Setting | Default | Meaning |"
     assert [row.split("`")[1] for row in rows[2:]] == list(SETTINGS)
+
+
+def test_passwords_inside_urls_are_masked_in_text_and_json(mailqueue: Run) -> None:
+    env = {"MAILQUEUE_BROKER_URL": "redis://:brokersecret@redis.internal:6379/0",
+           "MAILQUEUE_RESULT_BACKEND": "redis://mq:resultsecret@redis.internal:6379/1?password=querysecret"}
+    for output in (mailqueue("settings", env=env).stdout, mailqueue("settings", "--json", env=env).stdout):
+        assert "redis.internal" in output
+        for secret in ("brokersecret", "resultsecret", "querysecret"):
+            assert secret not in output
+    values = json.loads(mailqueue("settings", "--json", env=env).stdout)
+    assert values["MAILQUEUE_BROKER_URL"] == "redis://:****@redis.internal:6379/0"
+    assert values["MAILQUEUE_RESULT_BACKEND"] == "redis://mq:****@redis.internal:6379/1?password=****"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,7 +17,7 @@ from celery.contrib.testing.worker import start_worker
 from mailqueue.conf import override_settings
 from mailqueue.exceptions import ImproperlyConfigured
 from mailqueue.queue import keys
-from tests.fixtures.celery import delivered_pairs, make_payload, send_batch
+from tests.fixtures.celery import LoggedProcess, delivered_pairs, make_payload, send_batch
 from tests.fixtures.smtp import SMTPTestServer
 from tests.queue_inspection import decode_task
 from workers.app import DeliveryLifecycle, check_configuration, create_app, make_poller, restore_interval
@@ -175,3 +176,25 @@ def test_misconfigured_worker_process_refuses_to_start_and_leaves_the_mail_queue
     assert completed.returncode != 0
     assert "misconfigured" in completed.stdout + completed.stderr
     assert redis_client.llen(worker_settings["MAILQUEUE_QUEUE"]) == 1
+
+
+def test_celery_a_workers_worker_finds_the_settings_module_in_the_current_folder(
+    worker_settings: Any, celery_app: Celery, smtp_server: SMTPTestServer, tmp_path: Path
+) -> None:
+    """The README's `MAILQUEUE_SETTINGS=mysite.mail celery -A workers worker`, run from the project folder."""
+    project = tmp_path / "project"
+    (project / "mysite").mkdir(parents=True)
+    (project / "mysite" / "__init__.py").write_text("")
+    (project / "mysite" / "mail.py").write_text(f"EMAIL_HOST = {smtp_server.host!r}\nEMAIL_PORT = {smtp_server.port}\n")
+    env = {**worker_settings.env(), "MAILQUEUE_SETTINGS": "mysite.mail"}
+    del env["EMAIL_HOST"], env["EMAIL_PORT"]  # only the settings module says where the relay is
+    celery = str(Path(sys.executable).with_name("celery"))  # the console script: `python -m` would add the folder
+    command = [celery, "-A", "workers", "worker", "--pool", "solo", "--loglevel=INFO",
+               "--without-mingle", "--without-gossip"]
+    worker = LoggedProcess(command, env=env, cwd=project, log_path=tmp_path / "worker.log").wait_ready()
+    try:
+        report = send_batch(celery_app, [make_payload(to=["found@example.com"])]).get(timeout=30)
+    finally:
+        worker.kill()
+    assert report["sent"] == 1
+    assert [message.rcpt_tos for message in smtp_server.messages] == [["found@example.com"]]
