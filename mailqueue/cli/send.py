@@ -57,12 +57,12 @@ def read_text(value: str | None, *, option: str) -> str | None:
     return sys.stdin.read()
 
 
-def parse_headers(values: list[str]) -> dict[str, str]:
+def parse_headers(values: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
     headers = {}
     for value in values:
         name, colon, content = value.partition(":")
         if not colon or not name.strip():
-            raise CommandError(f"--header {value!r} is not of the form 'Name: value'.")
+            parser.error(f"--header {value!r} is not of the form 'Name: value'")  # a usage error: exit 2
         headers[name.strip()] = content.strip()
     return headers
 
@@ -77,13 +77,18 @@ def build_message(args: argparse.Namespace) -> EmailMessage:
             args.command_parser.error("--eml sends a message as it is; it cannot be combined with --subject, "
                                       "--body, --html, --attach or --header")
         raw = sys.stdin.buffer.read() if args.eml == "-" else read_file(args.eml)
-        return RawEmailMessage(raw, from_email=args.from_email, to=to, cc=cc, bcc=bcc)
+        eml = RawEmailMessage(raw, from_email=args.from_email, to=to, cc=cc, bcc=bcc)
+        if not eml.recipients():
+            source = "standard input" if args.eml == "-" else args.eml
+            raise CommandError(f"the message in {source} has no recipient: its To, Cc and Bcc headers are "
+                               "missing or empty; give --to, --cc or --bcc")
+        return eml
     if not (to or cc or bcc):
         args.command_parser.error("no recipient: give --to, --cc or --bcc (or a message with --eml)")
     body, html = read_text(args.body, option="--body"), read_text(args.html, option="--html")
     message = EmailMultiAlternatives(
         subject=args.subject, body=body or "", from_email=args.from_email, to=to, cc=cc, bcc=bcc,
-        reply_to=split_addresses(args.reply_to), headers=parse_headers(args.header),
+        reply_to=split_addresses(args.reply_to), headers=parse_headers(args.header, args.command_parser),
     )
     if html is not None:
         message.attach_alternative(html, "text/html")

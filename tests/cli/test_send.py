@@ -7,6 +7,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mailqueue.devserver import free_port
 from tests.cli.conftest import Run, assert_one_line_error
 from tests.queue_inspection import queued_tasks
@@ -133,9 +135,9 @@ def test_eml_with_building_options_is_a_usage_error(mailqueue: Run) -> None:
     assert "--eml" in line
 
 
-def test_malformed_header_option_is_one_line(mailqueue: Run, smtp_server: Any) -> None:
+def test_malformed_header_option_is_a_one_line_usage_error(mailqueue: Run, smtp_server: Any) -> None:
     line = assert_one_line_error(mailqueue("send", "--to", "bob@example.com", "--header", "NoColon",
-                                           env=smtp_env(smtp_server)))
+                                           env=smtp_env(smtp_server)), status=2)
     assert "'Name: value'" in line
 
 
@@ -143,6 +145,14 @@ def test_eml_without_from_is_one_line(mailqueue: Run, smtp_server: Any) -> None:
     line = assert_one_line_error(mailqueue("send", "--eml", input="To: bob@example.com\n\nhi\n",
                                            env=smtp_env(smtp_server)))
     assert "no From header" in line
+
+
+@pytest.mark.parametrize("headers", ["", "To: \nCc:\n"])
+def test_eml_without_recipients_says_so(mailqueue: Run, smtp_server: Any, headers: str) -> None:
+    eml = f"From: ann@example.com\n{headers}Subject: Hi\n\nhi\n"
+    line = assert_one_line_error(mailqueue("send", "--eml", input=eml, env=smtp_env(smtp_server)))
+    assert "has no recipient" in line and "--to" in line
+    assert smtp_server.messages == []
 
 
 def test_unknown_backend_is_one_line(mailqueue: Run) -> None:
