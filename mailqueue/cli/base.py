@@ -65,3 +65,14 @@ def add_command(
     )
     parser.set_defaults(command_parser=parser)  # so errors found after parsing name the right command
     return parser
+
+
+def port_number(value: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535 (0: any free port); anything else is a usage error."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
+    return port

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mailqueue.cli.base import CommandError, CommandParser, add_command
+from mailqueue.cli.base import CommandError, CommandParser, add_command, port_number
 from mailqueue.devserver import BOUNCE_PREFIX, DEFAULT_PORT, GREYLIST_PREFIX
 
 DESCRIPTION = f"""\
@@ -21,7 +21,8 @@ then accepted: a way to watch retries and dead letters. Stop it with Ctrl-C."""
 def register(subparsers: argparse._SubParsersAction[CommandParser]) -> None:
     parser = add_command(subparsers, "devserver", help="run a development SMTP server", description=DESCRIPTION)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT,
+                        help="port to listen on (default: %(default)s)")
     parser.add_argument("--save", metavar="DIR", help="save every message as an .eml file in DIR")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--full", action="store_true", help="print whole messages, not one line each")

@@ -107,3 +107,9 @@ def test_port_in_use_is_a_one_line_error(devserver: object, mailqueue: Run) -> N
     line = assert_one_line_error(mailqueue("devserver", "--port", str(server.port)))
     assert f"cannot listen on 127.0.0.1:{server.port}" in line
     server.stop()
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "smtp"])
+def test_a_bad_port_is_a_one_line_usage_error(mailqueue: Run, port: str) -> None:
+    line = assert_one_line_error(mailqueue("devserver", "--port", port, timeout=20), status=2)
+    assert "port" in line
