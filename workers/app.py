@@ -19,6 +19,7 @@ never connects anywhere nor starts the embedded Redis.
 from __future__ import annotations
 
 import logging
+from os import EX_CONFIG
 from typing import Any
 
 from celery import Celery, bootsteps
@@ -83,7 +84,11 @@ class DeliveryLifecycle(bootsteps.StartStopStep):
         self.keeper: VisibilityKeeper | None = None
 
     def start(self, parent: Any) -> None:
-        check_configuration(parent.app)  # raises: a misconfigured worker must not start taking tasks
+        try:
+            check_configuration(parent.app)
+        except ImproperlyConfigured as error:  # must not start taking tasks; say why in one line
+            logger.critical("%s", error)
+            raise SystemExit(EX_CONFIG) from None
         try:
             self.poller = make_poller(parent.app)
             self.poller.start()

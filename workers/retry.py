@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 
 from mailqueue.conf import settings
+from mailqueue.exceptions import ImproperlyConfigured
 
 _MAX_EXPONENT = 64  # 2**64 times any sane min_delay is far past any max_delay
 
@@ -35,11 +36,16 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls) -> RetryPolicy:
-        return cls(
-            min_delay=float(settings.MAILQUEUE_RETRY_MIN_DELAY),
-            max_delay=float(settings.MAILQUEUE_RETRY_MAX_DELAY),
-            max_retries=int(settings.MAILQUEUE_MAX_RETRIES),
-        )
+        """The policy of MAILQUEUE_RETRY_*; a bad value is an error naming the settings."""
+        try:
+            return cls(
+                min_delay=float(settings.MAILQUEUE_RETRY_MIN_DELAY),
+                max_delay=float(settings.MAILQUEUE_RETRY_MAX_DELAY),
+                max_retries=int(settings.MAILQUEUE_MAX_RETRIES),
+            )
+        except ValueError as error:
+            names = "MAILQUEUE_RETRY_MIN_DELAY, MAILQUEUE_RETRY_MAX_DELAY and MAILQUEUE_MAX_RETRIES"
+            raise ImproperlyConfigured(f"{names} do not make a retry policy: {error}") from None
 
     def next_delay(self, attempt: int) -> float | None:
         """Seconds to wait after failed attempt number ``attempt`` (1 = the first try); None = give up."""

@@ -163,18 +163,28 @@ def test_check_configuration_refuses_an_impossible_retry_policy(celery_app: Cele
             check_configuration(celery_app)
 
 
-def test_misconfigured_worker_process_refuses_to_start_and_leaves_the_mail_queued(
-    worker_settings: Any, celery_app: Celery, redis_client: redis.Redis
+@pytest.mark.parametrize(("misconfiguration", "culprit"), [
+    ({"MAILQUEUE_LEDGER_TTL": "0"}, "ledger TTL"),
+    ({"EMAIL_USE_TLS": "1", "EMAIL_USE_SSL": "1"}, "EMAIL_USE_TLS/EMAIL_USE_SSL"),
+    ({"MAILQUEUE_DELIVERY_BACKEND": "no.such.Backend"}, "MAILQUEUE_DELIVERY_BACKEND"),
+    ({"MAILQUEUE_MAX_RETRIES": "-3"}, "MAILQUEUE_MAX_RETRIES"),
+])
+def test_misconfigured_worker_process_refuses_to_start_in_one_line_and_leaves_the_mail_queued(
+    worker_settings: Any, celery_app: Celery, redis_client: redis.Redis, misconfiguration: dict[str, str],
+    culprit: str,
 ) -> None:
     send_batch(celery_app, [make_payload()])
-    env = {**worker_settings.env(), "MAILQUEUE_LEDGER_TTL": "0"}
+    env = {**worker_settings.env(), **misconfiguration}
     completed = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "solo", "-Q",
          worker_settings["MAILQUEUE_QUEUE"]],
         env=env, capture_output=True, text=True, timeout=60,
     )
-    assert completed.returncode != 0
-    assert "misconfigured" in completed.stdout + completed.stderr
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 78  # EX_CONFIG
+    [line] = [line for line in output.splitlines() if "CRITICAL" in line or "ERROR" in line]
+    assert "misconfigured and will not start" in line and culprit in line
+    assert "Traceback" not in output
     assert redis_client.llen(worker_settings["MAILQUEUE_QUEUE"]) == 1
 
 
