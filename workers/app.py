@@ -32,6 +32,7 @@ from mailqueue.queue.broker import broker_url, result_backend_url, shared_celery
 from mailqueue.queue.envelope import DELIVER_TASK, summarize
 from workers import authenticity, session, tasks
 from workers.deferral import DeferralPoller, Deferrals, DeferredTask
+from workers.redelivery import Redelivery
 from workers.store import Stores, redis_client
 from workers.visibility import VisibilityKeeper
 
@@ -160,6 +161,7 @@ def create_app(main: str = "workers") -> Celery:
     app = Celery(main, set_as_current=False)
     app.add_defaults(celery_config)  # evaluated when the app first reads its configuration
     app.steps["worker"].add(DeliveryLifecycle)
+    app.steps["consumer"].add(Redelivery)  # a Redis outage strands no task, nor hands out a running one
     tasks.register(app)
     return app
 

@@ -12,8 +12,9 @@ recipients the ledger says were already accepted. Then:
 
 A message that fails for good is dead-lettered. If the round itself crashes, its unsettled
 messages are dead-lettered with the traceback: with late acks, a task that raises is acked,
-and its mail would otherwise be lost. If Redis (where that state lives) is away, the task is
-handed back to the broker instead.
+and its mail would otherwise be lost. If Redis (where that state lives) is away, each write
+that records an outcome waits for it (``workers.durable``); only if it stays away longer is
+the task handed back to the broker.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from mailqueue.outcomes import RecipientOutcome, Status
 from mailqueue.queue.envelope import DELIVER_TASK, Envelope
 from workers import authenticity, session
 from workers.deferral import DeferredTask
+from workers.durable import retry_redis
 from workers.report import (
     FAILED,
     PENDING,
@@ -79,7 +81,8 @@ class DeliveryRound:
     def run(self, payloads: list[dict[str, Any]]) -> None:
         for index, payload in enumerate(payloads):
             self._parse(index, payload)
-        self.already = self.stores.ledger.accepted_many(list(self.envelopes))
+        self.already = retry_redis(lambda: self.stores.ledger.accepted_many(list(self.envelopes)),
+                                   what="read the ledger")
         lost_in_a_row = 0
         for envelope in list(self.envelopes.values()):
             if lost_in_a_row >= MAX_LOST_CONNECTIONS:
@@ -117,7 +120,9 @@ class DeliveryRound:
         if not todo:
             return []
         outcomes = session.current().send(envelope.with_recipients(todo))
-        self.stores.ledger.record(message_id, [outcome.recipient for outcome in outcomes if outcome.accepted])
+        accepted = [outcome.recipient for outcome in outcomes if outcome.accepted]
+        # Held in memory until the ledger has it: a Redis blink must not make this task run again first.
+        retry_redis(lambda: self.stores.ledger.record(message_id, accepted), what=f"record {message_id} in the ledger")
         answered = {outcome.recipient for outcome in outcomes}
         outcomes += [RecipientOutcome(r, Status.TRANSIENT, None, "no outcome reported by the backend")
                      for r in todo if r not in answered]
@@ -142,14 +147,14 @@ class DeliveryRound:
             self.counts["sent"] += 1
             return
         failed = failures(self.report, message_id)
-        letter = self.stores.dead_letters.add(
+        letter = retry_redis(lambda: self.stores.dead_letters.add(
             task_id=self.task_id,
             payload=envelope.with_recipients(failed).to_payload(),
             failures=failed,
             error=error or last_error(self.report, message_id),
             attempts=message_entry(self.report, message_id)["attempts"],
             hostname=self.stores.hostname,
-        )
+        ), what=f"dead-letter {message_id}")
         message_entry(self.report, message_id)["dead_letter"] = letter.id
         self.counts.update(failed=1, dead_lettered=1)
         logger.warning("Message %s failed for %d recipient(s) (%s); dead-lettered as %s",
@@ -202,21 +207,23 @@ class DeliveryRound:
         self.counts["retries"] += 1
         self.flush_counts()
         task.update_state(state=DEFERRED, meta=self.report)
-        self.stores.deferrals.defer(DeferredTask(
-            task_id=self.task_id, payloads=payloads, attempt=self.attempt, report=self.report, due=due))
+        entry = DeferredTask(task_id=self.task_id, payloads=payloads, attempt=self.attempt, report=self.report, due=due)
+        retry_redis(lambda: self.stores.deferrals.defer(entry), what=f"defer task {self.task_id}")
         logger.info("Task %s: %d message(s) deferred; attempt %d in %.1fs",
                     self.task_id, len(payloads), self.attempt + 1, delay)
         raise Ignore()
 
     def flush_counts(self) -> None:
-        counts, self.counts = self.counts, Counter()
-        self.stores.count(**counts)
+        counts = self.counts
+        retry_redis(lambda: self.stores.count(**counts), what="add to the totals")
+        self.counts = Counter()
 
     def finish(self) -> Report:
         self.flush_counts()
         self.report.update(finished_at=time.time(), next_attempt_at=None)
         tally(self.report)
-        self.stores.deferrals.cancel(self.task_id)  # a stale round of this task, if a crash left one
+        # A stale round of this task, if a crash left one.
+        retry_redis(lambda: self.stores.deferrals.cancel(self.task_id), what=f"clear stale rounds of {self.task_id}")
         logger.info("Task %s done: %d sent, %d failed, %d retries",
                     self.task_id, self.report["sent"], self.report["failed"], self.report["retries"])
         return self.report
@@ -259,8 +266,9 @@ def deliver(self: Task, payloads: list[dict[str, Any]], attempt: int = 0, report
             delivery.dead_letter_unsettled(error, traceback.format_exc())
         return delivery.finish()
     except RedisError as error:
-        # The ledger, deferred set and dead letters are unreachable: nothing can be recorded
-        # safely, so hand the task back to the broker (the ledger prevents double sends).
+        # Redis stayed away longer than workers.durable's budget: nothing more can be recorded,
+        # so hand the task back (should the hand-back fail too, workers.redelivery makes it
+        # once Redis answers). Acceptances already recorded are never sent again.
         logger.error("Delivery task %s: Redis unavailable (%s); requeueing the task", task_id, error)
         raise Reject(error, requeue=True) from error
 
