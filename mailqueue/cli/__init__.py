@@ -54,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.handler(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `mailqueue ... | head`: the reader is gone, which is not an error to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second failure at exit
+        return 141  # 128 + SIGPIPE, as a command killed by the broken pipe would
     except Exception as error:  # every failure becomes one line, unless --traceback asks for more
         if args.traceback:
             raise

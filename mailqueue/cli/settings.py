@@ -35,19 +35,42 @@ def settings_table() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mailqueue.conf import SETTINGS_MODULE_VARIABLE, settings
+    from mailqueue.conf import SETTINGS_MODULE_VARIABLE
     from mailqueue.defaults import SETTINGS
 
     if args.table:
         sys.stdout.write(settings_table())
         return 0
-    values = settings.as_dict()
+    values, invalid = readable_settings()
     if args.json:
-        print_json(values)
-        return 0
+        print_json({**values, **{name: {"error": message} for name, message in invalid.items()}})
+        return 1 if invalid else 0
     print(f"# {SETTINGS_MODULE_VARIABLE}={os.environ.get(SETTINGS_MODULE_VARIABLE, '')}")
     width = max(len(name) for name in SETTINGS)
-    for name, value in values.items():
+    for name in SETTINGS:
         source = " (env)" if name in os.environ else ""
-        print(f"{name:<{width}}  {value!r}{source}")
-    return 0
+        shown = f"INVALID: {invalid[name]}" if name in invalid else repr(values[name])
+        print(f"{name:<{width}}  {shown}{source}")
+    if invalid:
+        print(f"mailqueue: error: {len(invalid)} setting(s) are invalid: {', '.join(invalid)}", file=sys.stderr)
+    return 1 if invalid else 0
+
+
+def readable_settings() -> tuple[dict[str, object], dict[str, str]]:
+    """Every setting for display (secrets masked), and the ones that cannot be read, with why.
+
+    One bad environment variable must not hide the rest: this command is where one looks for it.
+    """
+    from mailqueue.conf import masked, settings
+    from mailqueue.defaults import SETTINGS
+    from mailqueue.exceptions import ImproperlyConfigured
+
+    settings.settings_module()  # an unimportable settings module is one error, not one per setting
+    values: dict[str, object] = {}
+    invalid: dict[str, str] = {}
+    for name in SETTINGS:
+        try:
+            values[name] = masked(name, getattr(settings, name))
+        except ImproperlyConfigured as error:
+            invalid[name] = str(error)
+    return values, invalid

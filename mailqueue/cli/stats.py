@@ -78,9 +78,23 @@ def text_lines(stats: dict[str, Any]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    stats = collect(ping_timeout=None if args.no_workers else args.timeout)
     if args.json:
-        print_json(stats)
-    else:
-        print("\n".join(text_lines(stats)))
+        return print_json_stats(ping_timeout=None if args.no_workers else args.timeout)
+    stats = collect(ping_timeout=None if args.no_workers else args.timeout)
+    print("\n".join(text_lines(stats)))
+    return 0
+
+
+def print_json_stats(*, ping_timeout: float | None) -> int:
+    """JSON even when the broker is down: monitoring scripts parse the output, whatever happened."""
+    from mailqueue.cli.base import describe_error
+    from mailqueue.conf import redacted, settings
+
+    try:
+        stats = collect(ping_timeout=ping_timeout)
+    except Exception as error:
+        print_json({"broker": redacted(settings.MAILQUEUE_BROKER_URL) or "(embedded)",
+                    "queue": settings.MAILQUEUE_QUEUE, "error": describe_error(error)})
+        return 1
+    print_json(stats)
     return 0

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from tests.cli.conftest import Run, assert_one_line_error
+from tests.cli.conftest import MAILQUEUE, Run, assert_one_line_error, clean_environment
 
 COMMANDS = ["worker", "send", "status", "stats", "dead", "devserver", "demo", "embedded", "settings"]
 
@@ -56,5 +60,15 @@ def test_unimportable_settings_module_is_one_line(mailqueue: Run) -> None:
 
 
 def test_malformed_environment_setting_is_one_line(mailqueue: Run) -> None:
-    line = assert_one_line_error(mailqueue("settings", env={"EMAIL_PORT": "twenty-five"}))
+    line = assert_one_line_error(mailqueue("send", "--to", "bob@example.com", env={"EMAIL_PORT": "twenty-five"}))
     assert "EMAIL_PORT" in line
+
+
+def test_a_broken_pipe_is_not_reported(mailqueue: Run, tmp_path: Path) -> None:
+    """`mailqueue settings --json | head -1`: the reader leaves early, and that is not an error."""
+    command = f"{shlex.quote(MAILQUEUE)} settings --json | head -1; exit ${{PIPESTATUS[0]}}"
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30,
+                            cwd=tmp_path, env=clean_environment())
+    assert result.stdout == "{\n"
+    assert result.stderr == ""
+    assert result.returncode == 141

@@ -60,3 +60,15 @@ def test_passwords_inside_urls_are_masked_in_text_and_json(mailqueue: Run) -> No
     values = json.loads(mailqueue("settings", "--json", env=env).stdout)
     assert values["MAILQUEUE_BROKER_URL"] == "redis://:****@redis.internal:6379/0"
     assert values["MAILQUEUE_RESULT_BACKEND"] == "redis://mq:****@redis.internal:6379/1?password=****"
+
+
+def test_one_bad_environment_variable_is_marked_and_the_rest_still_shown(mailqueue: Run) -> None:
+    result = mailqueue("settings", env={"EMAIL_PORT": "twenty-five", "EMAIL_HOST": "smtp.example.net"})
+    assert result.returncode == 1
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert set(lines) == set(SETTINGS)
+    assert "INVALID" in lines["EMAIL_PORT"] and "twenty-five" in lines["EMAIL_PORT"]
+    assert "'smtp.example.net'" in lines["EMAIL_HOST"]
+    assert "EMAIL_PORT" in result.stderr
+    values = json.loads(mailqueue("settings", "--json", env={"EMAIL_PORT": "twenty-five"}).stdout)
+    assert "twenty-five" in values["EMAIL_PORT"]["error"] and values["EMAIL_TIMEOUT"] is None

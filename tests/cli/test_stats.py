@@ -87,3 +87,12 @@ def test_non_redis_broker_is_refused_in_one_line(mailqueue: Run) -> None:
     line = assert_one_line_error(mailqueue("stats", env={"MAILQUEUE_BROKER_URL": "amqp://guest:secret@rabbit//"}))
     assert "reads the broker's Redis" in line
     assert "secret" not in line
+
+
+def test_json_with_the_broker_down_is_json_with_an_error(mailqueue: Run) -> None:
+    url = f"redis://:secret@127.0.0.1:{free_port()}/0"
+    result = mailqueue("stats", "--json", env={"MAILQUEUE_BROKER_URL": url})
+    assert result.returncode == 1
+    stats = json.loads(result.stdout)
+    assert "cannot reach Redis" in stats["error"]
+    assert stats["broker"].startswith("redis://:****@") and "secret" not in result.stdout
