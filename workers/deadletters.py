@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import builtins
 import json
+import math
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -43,7 +44,9 @@ class DeadLetter:
 
     @property
     def recipients(self) -> list[str]:
-        return list(self.payload.get("recipients", []))
+        # The payload may be one a worker could not read: show it, never crash on it.
+        recipients = self.payload.get("recipients")
+        return [str(recipient) for recipient in recipients] if isinstance(recipients, list) else []
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -51,6 +54,39 @@ class DeadLetter:
     @classmethod
     def from_json(cls, raw: str | bytes) -> DeadLetter:
         return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class LetterFilter:
+    """Which dead letters an operator means: by SMTP code, recipient, domain and age (AND-ed)."""
+
+    code: int | None = None  # the last error's code, e.g. 550
+    recipient: str | None = None  # one of the failed recipients, case-insensitive
+    domain: str | None = None  # the domain of one of the failed recipients
+    older_than: float | None = None  # seconds since it failed
+    newer_than: float | None = None
+
+    def __bool__(self) -> bool:
+        return any(value is not None for value in (self.code, self.recipient, self.domain,
+                                                   self.older_than, self.newer_than))
+
+    def matches(self, letter: DeadLetter, *, now: float) -> bool:
+        recipients = [address.lower() for address in letter.recipients]
+        age = now - letter.failed_at
+        return ((self.code is None or letter.error.get("code") == self.code)
+                and (self.recipient is None or self.recipient.lower() in recipients)
+                and (self.domain is None
+                     or any(address.rpartition("@")[2] == self.domain.lower() for address in recipients))
+                and (self.older_than is None or age >= self.older_than)
+                and (self.newer_than is None or age <= self.newer_than))
+
+
+Rewrite = Callable[[builtins.list[str]], builtins.list[str]]  # failed recipients -> the ones to send to
+
+
+def _timestamp(value: Any) -> float | None:
+    """A time from a payload, which may be one a worker could not read (then None)."""
+    return float(value) if type(value) in (int, float) and math.isfinite(value) else None
 
 
 class DeadLetters:
@@ -80,7 +116,7 @@ class DeadLetters:
             error=dict(error),
             attempts=attempts,
             failed_at=time.time() if now is None else now,
-            enqueued_at=payload.get("enqueued_at"),
+            enqueued_at=_timestamp(payload.get("enqueued_at")),
             hostname=hostname,
         )
         with self.client.pipeline(transaction=True) as pipe:
@@ -97,6 +133,21 @@ class DeadLetters:
         raws = cast("list[bytes | None]", self.client.hmget(keys.dead_letters_key(), ids))
         return [DeadLetter.from_json(raw) for raw in raws if raw is not None]
 
+    def scan(self, *, chunk: int = 500) -> Iterator[DeadLetter]:
+        """Every dead letter, oldest first, read ``chunk`` at a time (there may be many)."""
+        offset = 0
+        while True:
+            letters = self.list(limit=chunk, offset=offset)
+            yield from letters
+            if len(letters) < chunk:
+                return
+            offset += chunk
+
+    def select(self, where: LetterFilter, *, now: float | None = None) -> builtins.list[DeadLetter]:
+        """The dead letters ``where`` matches (all of them with an empty filter), oldest first."""
+        now = time.time() if now is None else now
+        return [letter for letter in self.scan() if where.matches(letter, now=now)]
+
     def get(self, letter_id: str) -> DeadLetter:
         raw = cast("bytes | None", self.client.hget(keys.dead_letters_key(), letter_id))
         if raw is None:
@@ -109,19 +160,57 @@ class DeadLetters:
     def count(self) -> int:
         return int(cast(int, self.client.zcard(keys.dead_letter_index_key())))
 
-    def requeue(self, letter_id: str, *, app: Celery) -> str:
+    def requeue(self, letter_id: str, *, app: Celery, rewrite: Rewrite | None = None) -> str:
         """Send the message again through ``app``, to its failed recipients only; returns the new task id.
 
-        The dead letter is removed once the task is on the broker.
+        ``rewrite`` repairs the recipients first (a typo'd address). The dead letter is removed
+        once the task is on the broker.
         """
-        letter = self.get(letter_id)
-        Envelope.from_payload(letter.payload)  # refuse a payload no worker could read
-        task_id = str(uuid.uuid4())
-        app.send_task(DELIVER_TASK, args=[[letter.payload]], argsrepr=summarize([letter.payload]),
-                      task_id=task_id, queue=settings.MAILQUEUE_QUEUE,
-                      headers=signature_headers(task_id, [letter.payload]))  # MAILQUEUE_SIGNING_KEY
-        self.purge([letter_id])
+        [(task_id, _ids)] = self.requeue_many([self.get(letter_id)], app=app, batch_size=1, rewrite=rewrite)
         return task_id
+
+    def requeue_many(
+        self,
+        letters: Iterable[DeadLetter],
+        *,
+        app: Celery,
+        batch_size: int,
+        rewrite: Rewrite | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> builtins.list[tuple[str, builtins.list[str]]]:
+        """Requeue dead letters ``batch_size`` per task, as the queue backend batches; returns
+        (task id, dead-letter ids) per task. Every payload is checked before anything is sent,
+        and each batch's letters are removed as soon as its task is on the broker.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
+        prepared = [(letter.id, self._requeue_payload(letter, rewrite)) for letter in letters]
+        sent: builtins.list[tuple[str, builtins.list[str]]] = []
+        for start in range(0, len(prepared), batch_size):
+            batch = prepared[start:start + batch_size]
+            payloads = [payload for _id, payload in batch]
+            task_id = str(uuid.uuid4())
+            app.send_task(DELIVER_TASK, args=[payloads], argsrepr=summarize(payloads), task_id=task_id,
+                          queue=settings.MAILQUEUE_QUEUE,
+                          headers=signature_headers(task_id, payloads))  # MAILQUEUE_SIGNING_KEY
+            ids = [letter_id for letter_id, _payload in batch]
+            self.purge(ids)
+            sent.append((task_id, ids))
+            if progress is not None:
+                progress(start + len(batch))
+        return sent
+
+    @staticmethod
+    def _requeue_payload(letter: DeadLetter, rewrite: Rewrite | None) -> dict[str, Any]:
+        envelope = Envelope.from_payload(letter.payload)  # refuse a payload no worker could read
+        if rewrite is None:
+            return letter.payload
+        recipients = rewrite(builtins.list(envelope.recipients))
+        if not recipients:
+            raise ValueError(f"Dead letter {letter.id}: no recipient left to send to")
+        payload = {**letter.payload, "recipients": builtins.list(dict.fromkeys(recipients))}
+        Envelope.from_payload(payload)  # the new addresses pass the workers' checks too
+        return payload
 
     def purge(self, letter_ids: Iterable[str] | None = None) -> int:
         """Delete the given dead letters (all of them when ``letter_ids`` is None); returns how many."""

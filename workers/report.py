@@ -97,3 +97,40 @@ def tally(report: Report) -> Report:
     statuses = [entry["status"] for entry in report["messages"].values()]
     report.update(sent=statuses.count(SENT), failed=statuses.count(FAILED), pending=statuses.count(PENDING))
     return report
+
+
+def shape_problem(report: object) -> str | None:
+    """What keeps a report carried by a task from being continued (None: it can be).
+
+    A re-sent round carries its report, and whatever came off the broker may not be one; a
+    round that continued a malformed one would crash halfway (KeyError, AttributeError).
+    Only what the round reads is checked; the totals are recounted anyway.
+    """
+    if not isinstance(report, dict):
+        return f"a report must be a dict, got {type(report).__name__}"
+    messages = report.get("messages")
+    if not isinstance(messages, dict):
+        return f"'messages' must be a dict, got {type(messages).__name__}"
+    for message_id, entry in messages.items():
+        problem = _entry_problem(entry)
+        if problem is not None:
+            return f"message {message_id!r}: {problem}"
+    return None
+
+
+def _entry_problem(entry: object) -> str | None:
+    if not isinstance(entry, dict):
+        return f"entry must be a dict, got {type(entry).__name__}"
+    if entry.get("status") not in (SENT, FAILED, PENDING) or type(entry.get("attempts")) is not int:
+        return "needs a status and an int attempts"
+    if not (entry.get("dead_letter") is None or isinstance(entry.get("dead_letter"), str)):
+        return "dead_letter must be a str or None"
+    recipients = entry.get("recipients")
+    if not isinstance(recipients, dict):
+        return "recipients must be a dict"
+    for address, detail in recipients.items():
+        if not (isinstance(detail, dict) and detail.get("status") in (ACCEPTED, FAILED, PENDING)
+                and isinstance(detail.get("reply"), str) and isinstance(detail.get("permanent"), bool)
+                and (detail.get("code") is None or type(detail.get("code")) is int)):
+            return f"recipient {address!r}: needs a status, a code, a reply and permanent"
+    return None

@@ -35,6 +35,7 @@ from mailqueue.exceptions import ImproperlyConfigured, UnsupportedPayload
 from mailqueue.outcomes import RecipientOutcome, Status
 from mailqueue.queue.envelope import DELIVER_TASK, Envelope
 from workers import authenticity, session
+from workers.arguments import TaskArguments, Unreadable
 from workers.deferral import DeferredTask
 from workers.durable import retry_redis
 from workers.report import (
@@ -59,6 +60,11 @@ logger = logging.getLogger(__name__)
 DEFERRED = "DEFERRED"  # task state while a round waits in the deferred set
 # A lost connection gets one fresh try (by the session); after that the rest of the batch waits.
 MAX_LOST_CONNECTIONS = 2
+
+
+def unreadable_key(letter_id: str) -> str:
+    """The report key of an unreadable payload that has no Message-ID of its own."""
+    return f"<unreadable payload, dead letter {letter_id}>"
 
 
 class DeliveryRound:
@@ -95,11 +101,20 @@ class DeliveryRound:
                 self._settle(envelope)
 
     def _parse(self, index: int, payload: Any) -> None:
+        """Read one payload on its own: a bad one is dead-lettered and never harms the others."""
+        if isinstance(payload, Unreadable):  # not a payload at all (workers.arguments)
+            self._dead_letter_payload(index, payload.value, payload.reason)
+            return
         try:
             envelope = Envelope.from_payload(payload)
         except UnsupportedPayload as error:
-            self._dead_letter_payload(index, payload, error)
+            self._dead_letter_payload(index, payload, str(error))
             return
+        except Exception as error:  # a bug in the reader: it costs this payload, not its batch
+            logger.exception("Payload #%d of task %s crashed the payload reader", index, self.task_id)
+            self._dead_letter_payload(index, payload, f"unreadable payload: {error!r}")
+            return
+        self._reclaim_message_id(envelope.message_id)
         earlier = self.envelopes.get(envelope.message_id)
         if earlier is not None:  # the Message-ID is the delivery's identity: one delivery, all recipients
             logger.warning("Task %s carries Message-ID %s twice; delivering it once to all its recipients",
@@ -184,20 +199,31 @@ class DeliveryRound:
                 fail_recipient(self.report, envelope.message_id, recipient, reply=reply)  # keeps acceptances
             self._settle(envelope, error=detail)
 
-    def _dead_letter_payload(self, index: int, payload: Any, error: Exception) -> None:
-        message_id = payload.get("message_id") if isinstance(payload, dict) else None
-        if not isinstance(message_id, str) or not message_id:
-            message_id = f"<invalid payload #{index} of task {self.task_id}>"
-        letter = self.stores.dead_letters.add(
+    def _dead_letter_payload(self, index: int, payload: Any, reason: str) -> None:
+        letter = retry_redis(lambda: self.stores.dead_letters.add(
             task_id=self.task_id,
             payload=payload if isinstance(payload, dict) else {"raw": payload},
-            failures={}, error={"code": None, "reply": str(error), "permanent": True},
+            failures={}, error={"code": None, "reply": reason, "permanent": True},
             attempts=self.attempt, hostname=self.stores.hostname,
-        )
-        message_entry(self.report, message_id).update(status=FAILED, dead_letter=letter.id)
+        ), what=f"dead-letter payload #{index}")
+        # Reported under the Message-ID it claims, so its producer finds it, unless that id
+        # belongs to another message of this task (see _reclaim_message_id).
+        claimed = payload.get("message_id") if isinstance(payload, dict) else None
+        key = unreadable_key(letter.id)
+        if isinstance(claimed, str) and claimed and claimed not in self.envelopes | self.report["messages"]:
+            key = claimed
+        message_entry(self.report, key).update(status=FAILED, dead_letter=letter.id)
         self.counts.update(failed=1, dead_lettered=1)
         logger.warning("Payload #%d of task %s is unreadable (%s); dead-lettered as %s",
-                       index, self.task_id, error, letter.id)
+                       index, self.task_id, reason, letter.id)
+
+    def _reclaim_message_id(self, message_id: str) -> None:
+        """A readable message takes its Message-ID back from an unreadable payload that claimed it."""
+        entry = self.report["messages"].get(message_id)
+        if message_id in self.envelopes or entry is None:
+            return
+        if entry["status"] == FAILED and entry["dead_letter"] and not entry["recipients"]:  # only unreadables
+            self.report["messages"][unreadable_key(entry["dead_letter"])] = self.report["messages"].pop(message_id)
 
     # --- ending ----------------------------------------------------------------------------
     def defer(self, task: Task, payloads: list[dict[str, Any]], delay: float) -> None:
@@ -238,10 +264,17 @@ class DeliveryRound:
                                outcome.status.value, outcome.code, outcome.reply)
 
 
-def deliver(self: Task, payloads: list[dict[str, Any]], attempt: int = 0, report: Report | None = None) -> Report:
-    """``mailqueue.deliver``: deliver a batch; returns the final delivery report."""
+def deliver(self: Task, /, *args: Any, **kwargs: Any) -> Report:
+    """``mailqueue.deliver(payloads, attempt=0, report=None)``: deliver a batch; returns the final report.
+
+    Any arguments are taken (``workers.arguments``): for a shape a fixed signature refuses,
+    Celery would raise TypeError before this runs and acknowledge the mail away.
+    """
     task_id = self.request.id or str(uuid.uuid4())
-    authenticity.enforce(self, task_id, payloads, attempt, report)  # unsigned or forged: quarantined, ended
+    given = TaskArguments.bind(args, kwargs, received=self.request.args)  # pure; what the signature covers
+    authenticity.enforce(self, task_id, given.payloads, given.attempt, given.report)  # forged: quarantined, ended
+    for problem in given.problems():
+        logger.warning("Delivery task %s: %s", task_id, problem)
     try:
         stores = Stores.from_settings(url=self.app.conf.broker_url, hostname=self.request.hostname)
     except (ImproperlyConfigured, ValueError, TypeError) as error:
@@ -249,10 +282,11 @@ def deliver(self: Task, payloads: list[dict[str, Any]], attempt: int = 0, report
         # keep the task on the broker rather than acknowledge a failure and lose its mail.
         logger.error("Delivery task %s: worker misconfigured (%s); requeueing the task", task_id, error)
         raise Reject(error, requeue=True) from error
-    delivery = DeliveryRound(task_id=task_id, attempt=attempt + 1, report=report, stores=stores)
+    delivery = DeliveryRound(task_id=task_id, attempt=given.rounds_done() + 1, report=given.carried_report(),
+                             stores=stores)
     try:
         try:
-            delivery.run(payloads)
+            delivery.run(given.batch())
             pending = delivery.pending_payloads()
             if pending:
                 delay = stores.policy.next_delay(delivery.attempt)
