@@ -78,6 +78,7 @@ def send_mail(
     html_message: str | None = None,
 ) -> int:
     """Send one message to everyone in ``recipient_list`` (all in To:); return 0 or 1."""
+    _check_html_message(html_message)
     connection = _connection_for(
         connection, fail_silently=fail_silently, auth_user=auth_user, auth_password=auth_password
     )
@@ -85,6 +86,12 @@ def send_mail(
     if html_message:
         mail.attach_alternative(html_message, "text/html")
     return mail.send()
+
+
+def _check_html_message(html_message: object) -> None:
+    """Name the argument: Django crashes with a KeyError deep in the email package."""
+    if html_message is not None and not isinstance(html_message, (str, bytes)):
+        raise TypeError(f'"html_message" must be a str, not {type(html_message).__name__}.')
 
 
 def send_mass_mail(
@@ -127,6 +134,7 @@ def _send_server_message(
 ) -> None:
     if connection is not None and fail_silently:
         raise TypeError(CONNECTION_WITH_FAIL_SILENTLY)
+    _check_html_message(html_message)
     recipients = _server_recipients(setting_name)
     if not recipients:
         return

@@ -29,7 +29,9 @@ class EmailAttachment(NamedTuple):
 
 def split_mimetype(mimetype: str) -> tuple[str, str]:
     """Return ``(maintype, subtype)``, or raise naming the malformed MIME type."""
-    maintype, slash, subtype = str(mimetype).partition("/")
+    if not isinstance(mimetype, str):
+        raise TypeError(f'"mimetype" must be a str such as "text/html", not {type(mimetype).__name__}.')
+    maintype, slash, subtype = mimetype.partition("/")
     if not (maintype and slash and subtype):
         raise InvalidMessage(f"Invalid MIME type {mimetype!r}: expected 'maintype/subtype'.")
     return maintype, subtype
@@ -43,9 +45,38 @@ def guess_mimetype(filename: str | None) -> str:
 
 
 def check_filename(filename: object) -> None:
-    """Refuse a line break in a filename: it ends up in a Content-Disposition header."""
-    if isinstance(filename, str) and has_line_break(filename):
+    """Refuse what cannot be a filename: anything but a str, None or the email package's
+    RFC 2231 ``(charset, language, name)`` tuple (Django crashes on bytes or a list at
+    send time), or a line break (it ends up in a Content-Disposition header)."""
+    name = filename[2] if _rfc2231_filename(filename) else filename  # type: ignore[index]
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f'Attachment "filename" must be a str or None, not {type(filename).__name__}: {filename!r}')
+    if isinstance(name, str) and has_line_break(name):
         raise InvalidMessage(f"Attachment filename contains a line break: {filename!r}")
+
+
+def _rfc2231_filename(filename: object) -> bool:
+    return (
+        isinstance(filename, tuple) and len(filename) == 3 and isinstance(filename[0], str)
+        and isinstance(filename[1], (str, type(None))) and isinstance(filename[2], str)
+    )
+
+
+def check_content(content: object, mimetype: str, *, argument: str = "content", alternative: bool = False) -> None:
+    """Refuse content the email package cannot write for ``mimetype`` (Django crashes there
+    with a KeyError at send time): ``text/*`` takes str or bytes; an alternative of another
+    type takes bytes-like or str (anything else, Django crashes on or writes as its repr).
+    Non-text attachments go through str() as in Django."""
+    maintype = split_mimetype(mimetype)[0]
+    if maintype == "text":
+        allowed: tuple[type, ...] = (str, bytes)
+    elif alternative and maintype != "message":
+        allowed = (str, bytes, bytearray, memoryview)
+    else:
+        return
+    if not isinstance(content, allowed):
+        kinds = " or ".join(kind.__name__ for kind in allowed)
+        raise TypeError(f'"{argument}" must be {kinds} for {mimetype}, not {type(content).__name__}.')
 
 
 def decode_text(content: Any, mimetype: str) -> tuple[Any, str]:
@@ -65,7 +96,11 @@ def make_attachment(filename: str | None, content: Any, mimetype: str | None) ->
     if content is None:
         raise ValueError("content must be provided.")
     check_filename(filename)
-    content, mimetype = decode_text(content, mimetype or guess_mimetype(filename))
+    if mimetype is None and filename is not None and not isinstance(filename, str):
+        raise TypeError('"mimetype" must be given with an RFC 2231 (charset, language, name) filename.')
+    mimetype = mimetype or guess_mimetype(filename)
+    check_content(content, mimetype)
+    content, mimetype = decode_text(content, mimetype)
     return EmailAttachment(filename, content, mimetype)
 
 
@@ -98,6 +133,7 @@ def add_attachment(msg: StdlibEmailMessage, attachment: Any, *, encoding: str) -
     """Add one ``(filename, content, mimetype)`` attachment to the multipart ``msg``."""
     filename, content, mimetype = attachment
     check_filename(filename)
+    check_content(content, mimetype)
     # Attachments may be appended to .attachments directly, bypassing attach().
     content, mimetype = decode_text(content, mimetype)
     maintype, subtype = split_mimetype(mimetype)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import numbers
 import re
-from email.headerregistry import Address, AddressHeader
+from email.headerregistry import Address, AddressHeader, DateHeader, Group, HeaderRegistry
 from email.message import Message
 from typing import Any, cast
 
@@ -27,6 +28,14 @@ BCC_IN_HEADERS = (
 
 # RFC 5322 field names: printable US-ASCII except the colon.
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
+
+# Header kinds, as the email package knows them: where a datetime or Address objects fit.
+_REGISTRY = HeaderRegistry().registry
+_DATE_HEADERS = frozenset(name for name, kind in _REGISTRY.items() if issubclass(kind, DateHeader))
+_ADDRESS_HEADERS = frozenset(name for name, kind in _REGISTRY.items() if issubclass(kind, AddressHeader))
+# Values str() would write as garbage, or that Django's email package call crashes on.
+_CONTAINERS = (list, tuple, set, frozenset, dict, bytearray, memoryview)
+_REFUSED_VALUES = (*_CONTAINERS, numbers.Number, datetime.date, datetime.time)
 
 def has_line_break(text: str) -> bool:
     """True if ``text`` holds any character ``str.splitlines()`` splits on (CR, LF, VT, ...).
@@ -59,12 +68,44 @@ def check_addresses(argument: str, addresses: list[Any]) -> None:
             raise InvalidMessage(f"Address in {argument!r} contains a line break: {str(address)!r}")
 
 
-def header_value(value: Any) -> str:
-    """A value from ``headers`` as header text. A datetime is written as an RFC 5322 date
-    (as the email package does for Date headers); anything else goes through str()."""
-    if isinstance(value, datetime.datetime):
+def header_value(name: str, value: Any) -> str:
+    """A value from ``headers`` as header text, converted as Django 6.1 converts it
+    (``force_str``): bytes are decoded as UTF-8, a datetime in a date header is an RFC 5322
+    date, a list of ``Address`` in an address header is joined, other objects go through
+    str(). The values Django crashes on (numbers, dates elsewhere) or would write as garbage
+    (None, containers, bytearray) are refused with a TypeError naming the header."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            raise InvalidMessage(f"headers[{name!r}] is bytes that are not UTF-8: {value!r}") from None
+    key = name.lower()
+    if isinstance(value, datetime.datetime) and key in _DATE_HEADERS:
         return email.utils.format_datetime(value)
+    if key in _ADDRESS_HEADERS and _is_address_list(value):
+        return ", ".join(str(address) for address in value)
+    if value is None or isinstance(value, _REFUSED_VALUES):
+        raise TypeError(
+            f"headers[{name!r}] must be a str, not {type(value).__name__}: {value!r}. "
+            "Convert the value to text yourself."
+        )
     return str(value)
+
+
+def subject_value(subject: Any) -> str:
+    """The Subject as text: str() as in Django (bytes decoded), but never the text "None"
+    or a container's repr, which Django would write."""
+    if subject is None or isinstance(subject, _CONTAINERS):
+        raise TypeError(f'"subject" must be a str, not {type(subject).__name__}.')
+    return header_value("Subject", subject) if isinstance(subject, bytes) else str(subject)
+
+
+def _is_address_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(
+        isinstance(item, (Address, Group)) for item in value
+    )
 
 
 def date_value(*, localtime: bool) -> datetime.datetime:

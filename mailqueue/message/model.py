@@ -13,7 +13,7 @@ from __future__ import annotations
 import email.errors
 import email.message
 import email.policy
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from email.message import MIMEPart
 from email.mime.base import MIMEBase
 from email.policy import Policy
@@ -26,6 +26,7 @@ from mailqueue.message.attachments import (
     DEFAULT_ATTACHMENT_MIME_TYPE,
     EmailAttachment,
     add_attachment,
+    check_content,
     make_attachment,
     split_mimetype,
     to_bytes,
@@ -40,6 +41,7 @@ from mailqueue.message.headers import (
     header_value,
     make_msgid,
     punycode_address_headers,
+    subject_value,
 )
 
 if TYPE_CHECKING:
@@ -71,6 +73,20 @@ def _address_list(argument: str, value: Sequence[str] | None) -> list[str]:
     if isinstance(value, str):
         raise TypeError(f'"{argument}" argument must be a list or tuple')
     return list(value)
+
+
+def _header_mapping(headers: Any) -> Mapping[str, Any]:
+    """``headers`` must be a mapping: Django crashes later with AttributeError on a list."""
+    if not isinstance(headers, Mapping):
+        raise TypeError(f'"headers" argument must be a dict, not {type(headers).__name__}.')
+    return headers
+
+
+def _alternative(content: Any, mimetype: Any, *, argument: str = "content") -> EmailAlternative:
+    if content is None or mimetype is None:
+        raise ValueError("Both content and mimetype must be provided.")
+    check_content(content, mimetype, argument=argument, alternative=True)
+    return EmailAlternative(content, mimetype)
 
 
 def _set_header(msg: email.message.EmailMessage, name: str, value: Any) -> None:
@@ -118,6 +134,15 @@ class EmailMessage:
                 self.attach(*attachment)
         self.extra_headers: dict[str, Any] = headers or {}
         self.connection = connection
+        self._check_types()
+
+    def _check_types(self) -> None:
+        """Refuse, at the call site, the types the build would refuse later (it checks
+        again: attributes may be changed after construction)."""
+        subject_value(self.subject)
+        for name, value in _header_mapping(self.extra_headers).items():
+            if isinstance(name, str):  # a bad name is refused by the build, with the other header rules
+                header_value(name, value)
 
     # --- Building ------------------------------------------------------------------------
 
@@ -140,10 +165,11 @@ class EmailMessage:
         ``extra_headers``, in any case, replaces the argument's value in the header only),
         then a new Date and Message-ID unless given, then the other extra headers.
         """
-        check_header_value("Subject", str(self.subject))
+        subject = subject_value(self.subject)
+        check_header_value("Subject", subject)
         self._check_addresses()
         extra = self._checked_extra_headers()
-        items: list[tuple[str, Any]] = [("Subject", str(self.subject)), *self._address_header_items(extra)]
+        items: list[tuple[str, Any]] = [("Subject", subject), *self._address_header_items(extra)]
         given = {name.lower() for name, _ in extra}
         if "date" not in given:
             items.append(("Date", date_value(localtime=bool(settings.EMAIL_USE_LOCALTIME))))
@@ -172,11 +198,11 @@ class EmailMessage:
     def _checked_extra_headers(self) -> list[tuple[str, str]]:
         """``extra_headers`` as converted pairs, refusing Bcc and header injection."""
         pairs = []
-        for name, value in self.extra_headers.items():
+        for name, value in _header_mapping(self.extra_headers).items():
             check_header_name(name)
             if name.lower() == "bcc":
                 raise InvalidMessage(BCC_IN_HEADERS)
-            converted = header_value(value)
+            converted = header_value(name, value)
             check_header_value(name, converted)
             pairs.append((name, converted))
         return pairs
@@ -295,14 +321,13 @@ class EmailMultiAlternatives(EmailMessage):
             cc=cc,
             reply_to=reply_to,
         )
-        self.alternatives = [EmailAlternative(*alternative) for alternative in alternatives or ()]
+        self.alternatives = [
+            _alternative(*alternative, argument="alternatives") for alternative in alternatives or ()
+        ]
 
     def attach_alternative(self, content: Any, mimetype: str) -> None:
         """Add an alternative representation of the body, such as ``text/html``."""
-        if content is None or mimetype is None:
-            raise ValueError("Both content and mimetype must be provided.")
-        split_mimetype(mimetype)
-        self.alternatives.append(EmailAlternative(content, mimetype))
+        self.alternatives.append(_alternative(content, mimetype))
 
     def body_contains(self, text: str) -> bool:
         """Whether ``text`` is in the body and in every ``text/*`` alternative."""
@@ -323,6 +348,8 @@ class EmailMultiAlternatives(EmailMessage):
         msg.make_alternative()
         charset = self._charset()
         for content, mimetype in self.alternatives:
+            # Alternatives may be appended to .alternatives directly, bypassing attach_alternative().
+            check_content(content, mimetype, argument="alternatives", alternative=True)
             maintype, subtype = split_mimetype(mimetype)
             if maintype == "text":
                 text = content.decode() if isinstance(content, bytes) else content

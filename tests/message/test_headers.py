@@ -92,9 +92,32 @@ def test_a_datetime_header_value_is_written_as_an_rfc5322_date() -> None:
     assert sent(make(headers={"Date": when}))["Date"] == "Mon, 01 Jan 2024 12:00:00 +0000"
 
 
-def test_non_str_header_values_are_written_as_text() -> None:
-    # Django 6.1 crashes with a TypeError on non-str values such as ints.
-    assert sent(make(headers={"X-Count": 42}))["X-Count"] == "42"
+def test_a_number_header_value_raises_type_error_as_in_django() -> None:
+    # Django 6.1 raises a TypeError from the email package; we raise it at the call site.
+    with pytest.raises(TypeError, match=r"headers\['X-Count'\] must be a str, not int"):
+        make(headers={"X-Count": 42})
+
+
+def test_bytes_header_values_are_decoded_as_django_does() -> None:
+    message = make(headers={"X-Tag": "é".encode(), "To": b"list@example.com"})
+    assert (sent(message)["X-Tag"], sent(message)["To"]) == ("é", "list@example.com")
+
+
+def test_bytes_header_value_that_is_not_utf8_raises_naming_the_header() -> None:
+    with pytest.raises(InvalidMessage, match="X-Tag"):
+        make(headers={"X-Tag": b"\xff"})
+
+
+def test_address_objects_in_an_address_header_are_written_as_addresses() -> None:
+    from email.headerregistry import Address
+
+    message = make(headers={"To": [Address("Ann", "ann", "example.com"), Address("", "bob", "example.com")]})
+    assert sent(message)["To"] == "Ann <ann@example.com>, bob@example.com"
+
+
+def test_a_datetime_outside_a_date_header_raises_type_error_as_in_django() -> None:
+    with pytest.raises(TypeError, match="X-When"):
+        make(headers={"X-When": datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)})
 
 
 def test_make_msgid_defaults_to_the_cached_dns_name() -> None:

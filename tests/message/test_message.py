@@ -273,3 +273,102 @@ def test_get_connection_makes_a_default_backend_with_fail_silently(outbox: list[
     assert type(connection).__module__ == "mailqueue.backends.locmem"
     assert connection.fail_silently is True
     assert message.connection is None
+
+
+# --- Bad types (issue 10, row 11) ----------------------------------------------------------------
+# Each call raised KeyError or AttributeError at send time (Django 6.1 does the same), or wrote
+# garbage into the message. Now each raises at the call, naming the argument, before any
+# backend is reached; both serializers refuse the same values if set later as attributes.
+
+
+def _alternative(content: Any) -> None:
+    make(EmailMultiAlternatives).attach_alternative(content, "text/html")
+
+
+def _send_mail_html(html: Any) -> None:
+    backend = RecordingBackend()
+    try:
+        mailqueue.send_mail("S", "Body", "from@example.com", ["to@example.com"], connection=backend,
+                            html_message=html)
+    finally:
+        assert backend.sent == [], "nothing may reach the backend"
+
+
+def _attach(filename: Any) -> None:
+    make().attach(filename, b"%PDF", "application/pdf")
+
+
+BAD_TYPES = {
+    # the 9 crashes: KeyError / AttributeError before
+    "alternative-int": (lambda: _alternative(1), TypeError, '"content"'),
+    "alternative-float": (lambda: _alternative(1.5), TypeError, '"content"'),
+    "alternative-list": (lambda: _alternative(["<p>Hi</p>"]), TypeError, '"content"'),
+    "html_message-int": (lambda: _send_mail_html(1), TypeError, '"html_message"'),
+    "html_message-float": (lambda: _send_mail_html(1.5), TypeError, '"html_message"'),
+    "html_message-list": (lambda: _send_mail_html(["<p>Hi</p>"]), TypeError, '"html_message"'),
+    "filename-bytes": (lambda: _attach(b"invoice.pdf"), TypeError, '"filename"'),
+    "filename-list": (lambda: _attach(["invoice.pdf"]), TypeError, '"filename"'),
+    "headers-list": (lambda: make(headers=[("X-A", "1")]), TypeError, '"headers"'),
+    # the 4 silent ones: written as "To: None", "X-A: None", "Reply-To: None", "Message-ID: None"
+    "header-To-None": (lambda: make(headers={"To": None}), TypeError, "headers['To']"),
+    "header-X-None": (lambda: make(headers={"X-A": None}), TypeError, "headers['X-A']"),
+    "header-Reply-To-None": (lambda: make(headers={"Reply-To": None}), TypeError, "headers['Reply-To']"),
+    "header-Message-ID-None": (lambda: make(headers={"Message-ID": None}), TypeError, "headers['Message-ID']"),
+    # more of the same kinds
+    "alternative-image-int": (lambda: make(EmailMultiAlternatives).attach_alternative(1, "image/png"),
+                              TypeError, '"content"'),
+    "alternatives-argument-int": (lambda: make(EmailMultiAlternatives, alternatives=[(1, "text/html")]),
+                                  TypeError, '"alternatives"'),
+    "alternative-mimetype-int": (lambda: make(EmailMultiAlternatives).attach_alternative("x", 5),
+                                 TypeError, '"mimetype"'),
+    "attachments-argument-bytes-filename": (
+        lambda: make(attachments=[(b"a.pdf", b"%PDF", "application/pdf")]), TypeError, '"filename"'),
+    "filename-int": (lambda: _attach(3), TypeError, '"filename"'),
+    "text-attachment-int": (lambda: make().attach("a.txt", 5, "text/plain"), TypeError, '"content"'),
+    "headers-str": (lambda: make(headers="X-A: 1"), TypeError, '"headers"'),
+    "header-From-None": (lambda: make(headers={"From": None}), TypeError, "headers['From']"),
+    "header-Date-None": (lambda: make(headers={"Date": None}), TypeError, "headers['Date']"),
+    "header-X-list": (lambda: make(headers={"X-A": ["a", "b"]}), TypeError, "headers['X-A']"),
+    "header-To-list-of-str": (lambda: make(headers={"To": ["a@example.com"]}), TypeError, "headers['To']"),
+    "subject-None": (lambda: make(subject=None), TypeError, '"subject"'),
+}
+
+
+@pytest.mark.parametrize("call, error, argument", BAD_TYPES.values(), ids=BAD_TYPES.keys())
+def test_a_bad_type_raises_at_the_call_naming_the_argument(call: Any, error: type[Exception], argument: str) -> None:
+    with pytest.raises(error) as raised:
+        call()
+    assert argument in str(raised.value)
+    assert not isinstance(raised.value, (KeyError, AttributeError))
+
+
+LATE_CHANGES = {
+    "alternatives": lambda m: m.alternatives.append(EmailAlternative(1, "text/html")),
+    "attachments": lambda m: m.attachments.append((b"a.pdf", b"%PDF", "application/pdf")),
+    "extra_headers-list": lambda m: setattr(m, "extra_headers", [("X-A", "1")]),
+    "extra_headers-None": lambda m: m.extra_headers.update({"To": None}),
+    "subject": lambda m: setattr(m, "subject", None),
+}
+
+
+@pytest.mark.parametrize("change", LATE_CHANGES.values(), ids=LATE_CHANGES.keys())
+def test_bad_types_set_after_construction_are_refused_by_both_serializers(change: Any) -> None:
+    from mailqueue.message.fastpath import serialize
+
+    message = make(EmailMultiAlternatives)
+    change(message)
+    with pytest.raises(TypeError):
+        message.message()
+    with pytest.raises(TypeError):
+        serialize(message)
+
+
+def test_what_django_accepts_is_still_accepted() -> None:
+    message = make(EmailMultiAlternatives, subject=5, headers={"X-A": b"bytes", "Sender": b"s@example.com"})
+    message.attach_alternative(b"<p>Hi</p>", "text/html")
+    message.attach_alternative(bytearray(b"\x89PNG"), "image/png")
+    message.attach(("utf-8", "", "r\u00e9sum\u00e9.pdf"), b"%PDF", "application/pdf")
+    message.attach(None, 5, "application/octet-stream")  # Django writes str(5)
+    built = email.message_from_bytes(message.message().as_bytes(), policy=email.policy.default)
+    assert (built["Subject"], built["X-A"], built["Sender"]) == ("5", "bytes", "s@example.com")
+    assert [part.get_filename() for part in built.iter_attachments()] == ["r\u00e9sum\u00e9.pdf", None]
