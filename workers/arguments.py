@@ -45,6 +45,7 @@ class TaskArguments:
     attempt: Any
     report: Any
     strays: tuple[Unreadable, ...] = ()
+    unreadable: str | None = None  # why ``payloads`` cannot be read at all, if it cannot
 
     @classmethod
     def bind(cls, args: tuple[Any, ...], kwargs: dict[str, Any], *, received: Any = None) -> TaskArguments:
@@ -54,7 +55,7 @@ class TaskArguments:
         they are a dict, Celery passed its keys as the arguments, and the dict is what it carries.
         """
         if isinstance(received, dict):
-            return cls(None, 0, None, (Unreadable(received, "the task's arguments must be a list, got a dict"),))
+            return cls(received, 0, None, unreadable="the task's arguments must be a list, got a dict")
         bound = dict(zip(NAMES, args, strict=False))
         strays = [Unreadable(value, f"unexpected positional argument #{position}")
                   for position, value in enumerate(args[len(NAMES):], start=len(NAMES))]
@@ -72,8 +73,10 @@ class TaskArguments:
     def batch(self) -> list[Any]:
         """What the round reads, one item at a time: the payloads, then the strays."""
         payloads = self.payloads
-        if payloads is None:
-            items: list[Any] = []
+        if self.unreadable is not None:
+            items: list[Any] = [Unreadable(payloads, self.unreadable)]
+        elif payloads is None:
+            items = []
         elif isinstance(payloads, list):
             items = list(payloads)
         elif isinstance(payloads, dict):
@@ -86,6 +89,8 @@ class TaskArguments:
     def problems(self) -> list[str]:
         """What is wrong with the shape of this task, for the log (strays are dead-lettered)."""
         found = [f"{stray.reason}: {type(stray.value).__name__}" for stray in self.strays]
+        if self.unreadable is not None:
+            found.append(self.unreadable)
         if isinstance(self.payloads, dict):
             found.append("payloads is one payload, not a list: delivered as a batch of one")
         if attempt_number(self.attempt) is None:
@@ -93,6 +98,10 @@ class TaskArguments:
         if self.report is not None and shape_problem(self.report):
             found.append(f"report ignored, a new one started: {shape_problem(self.report)}")
         return found
+
+    def signed_part(self) -> TaskArguments:
+        """Without the strays: what a signature covers, once they went to the quarantine."""
+        return TaskArguments(self.payloads, self.attempt, self.report, unreadable=self.unreadable)
 
     def rounds_done(self) -> int:
         """``attempt``: how many rounds ran before this one (0 when unreadable)."""

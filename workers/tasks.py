@@ -34,6 +34,7 @@ from mailqueue.conf import settings
 from mailqueue.exceptions import ImproperlyConfigured, UnsupportedPayload
 from mailqueue.outcomes import RecipientOutcome, Status
 from mailqueue.queue.envelope import DELIVER_TASK, Envelope
+from mailqueue.queue.signing import configured_keys
 from workers import authenticity, session
 from workers.arguments import TaskArguments, Unreadable
 from workers.deferral import DeferredTask
@@ -60,6 +61,8 @@ logger = logging.getLogger(__name__)
 DEFERRED = "DEFERRED"  # task state while a round waits in the deferred set
 # A lost connection gets one fresh try (by the session); after that the rest of the batch waits.
 MAX_LOST_CONNECTIONS = 2
+# A signed task with arguments beyond (payloads, attempt, report): someone added them.
+UNSIGNED_EXTRAS = "unsigned: arguments a signed task does not cover were added to it"
 
 
 def unreadable_key(letter_id: str) -> str:
@@ -273,6 +276,9 @@ def deliver(self: Task, /, *args: Any, **kwargs: Any) -> Report:
     task_id = self.request.id or str(uuid.uuid4())
     given = TaskArguments.bind(args, kwargs, received=self.request.args)  # pure; what the signature covers
     authenticity.enforce(self, task_id, given.payloads, given.attempt, given.report)  # forged: quarantined, ended
+    if given.strays and configured_keys():  # not covered by the signature: never delivered, nor requeued
+        authenticity.quarantine(self, task_id, [stray.value for stray in given.strays], None, None, UNSIGNED_EXTRAS)
+        given = given.signed_part()
     for problem in given.problems():
         logger.warning("Delivery task %s: %s", task_id, problem)
     try:

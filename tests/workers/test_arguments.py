@@ -81,3 +81,8 @@ def test_a_carried_report_of_another_shape_is_replaced(damage: Any, problem: str
     assert problem in str(shape_problem(report))
     given = TaskArguments.bind(([],), {"report": report})
     assert given.carried_report() is None and any("report ignored" in p for p in given.problems())
+
+
+def test_the_signed_part_leaves_the_strays_out() -> None:
+    given = TaskArguments.bind(([1], 2, None, "extra"), {})
+    assert given.signed_part() == TaskArguments([1], 2, None)

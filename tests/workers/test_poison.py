@@ -20,12 +20,14 @@ from celery import Celery
 from kombu import Connection
 
 from mailqueue.cli.dead import detail_lines, letter_summary
-from mailqueue.conf import settings
+from mailqueue.conf import override_settings, settings
 from mailqueue.queue.broker import shared_celery_config
 from mailqueue.queue.envelope import DELIVER_TASK
+from mailqueue.queue.signing import signature_headers
 from tests.fixtures.celery import delivered_pairs, make_payload
 from tests.fixtures.smtp import SMTPTestServer
 from workers.deadletters import DeadLetter, DeadLetters
+from workers.quarantine import Quarantine
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 TIMEOUT = 20
@@ -195,3 +197,20 @@ def test_arguments_that_are_a_dict_are_dead_lettered_with_the_mail_they_carry(
     [letter] = letters(redis_client)
     assert letter.payload == {"payloads": [payload]} and "must be a list" in letter.error["reply"]
     assert report["failed"] == 1 and smtp_server.messages == []
+
+
+def test_arguments_added_to_a_signed_task_are_quarantined_and_its_signed_mail_delivered(
+    forger: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
+) -> None:
+    genuine, forged = make_payload(to=["customer@example.com"]), make_payload(to=["victim@example.com"])
+    task_id = str(uuid.uuid4())
+    with override_settings(MAILQUEUE_SIGNING_KEY="poison-test-key-0123456789"):
+        headers = signature_headers(task_id, [genuine])  # what the producer signed
+        result = forger.send_task(DELIVER_TASK, args=[[genuine]], kwargs={"extra": [forged]}, task_id=task_id,
+                                  queue=settings.MAILQUEUE_QUEUE, headers=headers)
+        report = result.get(timeout=TIMEOUT)
+
+    assert delivered_pairs(smtp_server) == expected_pairs(genuine)
+    assert report["sent"] == 1 and letters(redis_client) == []  # never a dead letter an operator might requeue
+    [entry] = Quarantine(redis_client).list()
+    assert entry.payloads == [[forged]] and entry.reason.startswith("unsigned")
