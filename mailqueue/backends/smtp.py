@@ -34,6 +34,7 @@ KEYFILE_WITHOUT_CERTFILE = (
 )
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 SERVER_CLOSING = 421  # the server announces it is closing the connection
+TOO_MANY_RECIPIENTS = 452  # RFC 5321 4.5.3.1.10: the rest go in another transaction
 
 
 class EmailBackend(BaseEmailBackend):
@@ -190,15 +191,33 @@ class EmailBackend(BaseEmailBackend):
             return False
         sender = self.prep_address(email_message.from_email)
         recipients = [self.prep_address(address) for address in addresses]
-        message = email_message.message(policy=email.policy.SMTP)
+        data = email_message.message(policy=email.policy.SMTP).as_bytes()
         assert self.connection is not None
         try:
-            self.connection.sendmail(sender, recipients, message.as_bytes())
+            refused = self.connection.sendmail(sender, recipients, data)
+            self._send_over_limit(sender, recipients, refused, data)
         except smtplib.SMTPException:
             if not self.fail_silently:
                 raise
             return False
         return True
+
+    def _send_over_limit(
+        self, sender: str, recipients: list[str], refused: dict[str, tuple[int, bytes]], data: bytes
+    ) -> None:
+        """Send to the recipients a server refused with 452 over its per-transaction limit,
+        in further transactions (RFC 5321, section 4.5.3.1.10). Django's backend ignores
+        them, as it ignores every refusal short of "all refused": they would be dropped."""
+        assert self.connection is not None
+        while True:
+            rest = [address for address in recipients if refused.get(address, (0,))[0] == TOO_MANY_RECIPIENTS]
+            if not rest or len(rest) == len(recipients):
+                return
+            recipients = rest
+            try:
+                refused = self.connection.sendmail(sender, rest, data)
+            except smtplib.SMTPRecipientsRefused:
+                return  # 452 to all of the rest: Django's "some were refused", not an error
 
     def prep_address(self, address: str, force_ascii: bool = True) -> str:
         """The addr-spec of ``address`` for the envelope (ValueError naming a bad address)."""
@@ -269,6 +288,9 @@ class Transaction:
         self.recipients = list(recipients)
         self.settled: dict[int, RecipientOutcome] = {}
         self.passed: list[int] = []  # indexes whose RCPT was accepted, waiting for DATA
+        # The 452 reply that ended the RCPTs of this transaction over the server's limit.
+        self.over_limit: tuple[int, str] | None = None
+        self.transactions = 1  # SMTP transactions used so far (more than one over a limit)
         self.stage = "mail"
         self.code: int | None = None  # the last reply code seen
         self.stale = False
@@ -306,33 +328,59 @@ class Transaction:
 
 
 def run_transaction(connection: smtplib.SMTP, transaction: Transaction, data: bytes) -> None:
-    """MAIL FROM, one RCPT TO per recipient, then DATA for those the server accepted."""
+    """MAIL FROM, one RCPT TO per recipient, then DATA for those the server accepted.
+
+    A server that limits the recipients of one transaction answers 452 to the first RCPT
+    over its limit (RFC 5321, section 4.5.3.1.10): the message goes to those accepted so
+    far, then the rest go in further transactions on the same connection, at once. A 452 to
+    the first RCPT of a transaction is a real transient failure for that recipient.
+    """
     try:
         connection.ehlo_or_helo_if_needed()
     except smtplib.SMTPHeloError as error:
         # A session problem, not a verdict on this message: try again later.
         transaction.settle_pending(Status.TRANSIENT, *_describe(error))
         return
+    while _one_transaction(connection, transaction, data):
+        transaction.transactions += 1
+
+
+def _one_transaction(connection: smtplib.SMTP, transaction: Transaction, data: bytes) -> bool:
+    """One MAIL / RCPT... / DATA; True if the server's recipient limit left some for another."""
+    transaction.passed, transaction.over_limit = [], None
+    transaction.stage = "mail"
     code, reply = connection.mail(transaction.sender, _mail_options(connection, data))
     transaction.code, transaction.stage = code, "rcpt"
     if code != 250:
         transaction.settle_pending(status_for_code(code), code, _text(reply))
         connection.rset()
-        return
+        return False
     for index in transaction.pending():
         code, reply = connection.rcpt(transaction.addresses[index])
         transaction.code = code
         if status_for_code(code) is Status.ACCEPTED:
             transaction.passed.append(index)
+        elif code == TOO_MANY_RECIPIENTS and transaction.passed:
+            transaction.over_limit = (code, _text(reply))  # this one and the rest: next transaction
+            break
         else:
             transaction.settle(index, status_for_code(code), code, _text(reply))
     if not transaction.passed:
         connection.rset()
-        return
+        return False
     transaction.stage = "data"
     code, reply = connection.data(data)
     transaction.code = code
-    transaction.settle_pending(status_for_code(code), code, _text(reply))
+    for index in transaction.passed:
+        transaction.settle(index, status_for_code(code), code, _text(reply))
+    if transaction.over_limit is None:
+        return False
+    if status_for_code(code) is not Status.ACCEPTED:
+        # The message itself was refused: the rest were not tried, and the limit's 452 is
+        # what the server said to them; they are retried later.
+        transaction.settle_pending(Status.TRANSIENT, *transaction.over_limit)
+        return False
+    return True
 
 
 def _mail_options(connection: smtplib.SMTP, data: bytes) -> list[str]:
