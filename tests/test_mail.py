@@ -122,6 +122,22 @@ def test_send_mail_with_html_message_is_multipart_alternative() -> None:
     assert [part.get_content_type() for part in built.iter_parts()] == ["text/plain", "text/html"]
 
 
+@pytest.mark.parametrize("html", [1, 1.5, ["<p>HTML</p>"]], ids=["int", "float", "list"])
+def test_send_mail_with_an_html_message_that_is_not_text_raises_naming_it(html: object) -> None:
+    # Django 6.1 raises KeyError from inside the email package when the message is built.
+    with pytest.raises(TypeError, match='"html_message" must be a str, not'):
+        send_mail("Subject", "Text", "from@example.com", ["to@example.com"], html_message=html)  # type: ignore[arg-type]
+    assert mailqueue.outbox == []
+
+
+@pytest.mark.parametrize("function", [mail_admins, mail_managers])
+def test_server_message_with_an_html_message_that_is_not_text_raises_naming_it(function: ServerMessage) -> None:
+    with override_settings(ADMINS=["a@example.com"], MANAGERS=["m@example.com"]):
+        with pytest.raises(TypeError, match='"html_message"'):
+            function("Alert", "Text", html_message=42)
+    assert mailqueue.outbox == []
+
+
 def test_send_mail_options_are_keyword_only() -> None:
     with pytest.raises(TypeError):
         send_mail("Subject", "Body", "from@example.com", ["to@example.com"], True)  # type: ignore[call-arg]
