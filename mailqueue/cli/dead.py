@@ -10,9 +10,19 @@ from __future__ import annotations
 import argparse
 import base64
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mailqueue.cli.base import CommandParser, add_command, print_json
+from mailqueue.cli.base import CommandError, CommandParser, add_command, print_json
+from mailqueue.cli.deadselect import (
+    add_filter_options,
+    add_repair_options,
+    has_filter,
+    letter_filter,
+    recipient_rewrite,
+)
+from mailqueue.cli.progress import Progress
 from mailqueue.cli.report import server_answer, when
 
 if TYPE_CHECKING:
@@ -24,10 +34,17 @@ A message lands in the dead-letter store when a recipient is refused for good (5
 its retries run out, or when its delivery task crashes. Each dead letter keeps the message,
 the recipients that failed and what the server said last.
 
-  mailqueue dead list                  # oldest first
+  mailqueue dead list                  # oldest first, 100 at a time (--offset for more)
   mailqueue dead show ID [--raw]       # details, or the message itself
   mailqueue dead requeue ID... | --all # send again, to the failed recipients only
-  mailqueue dead purge ID... | --all   # delete
+  mailqueue dead purge ID... | --all   # delete (asks first, or --yes)
+
+Filters select letters for list, requeue and purge: --code 550, --recipient ADDRESS,
+--domain example.com, --older-than 2h, --newer-than 15m. --dry-run shows what requeue or
+purge would do. A typo'd address is repaired on the way back:
+
+  mailqueue dead requeue ID --to ann@example.com
+  mailqueue dead requeue --domain exmaple.com --replace bob@exmaple.com=bob@example.com
 
 Tasks refused as unsigned or forged (MAILQUEUE_SIGNING_KEY) are quarantined, unsent:
 
@@ -47,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction[CommandParser]) -> None:
     listing.add_argument("--json", action="store_true", help="print a JSON list")
     listing.add_argument("--quarantine", action="store_true",
                          help="list the tasks refused as unsigned or forged instead")
+    add_filter_options(listing)
     listing.set_defaults(handler=list_letters)
 
     show = add_command(actions, "show", help="show one dead letter or quarantined task")
@@ -62,13 +80,19 @@ def register(subparsers: argparse._SubParsersAction[CommandParser]) -> None:
     ):
         action = add_command(actions, name, help=help_text)
         action.add_argument("letter_ids", metavar="ID", nargs="*", help="dead-letter ids (see 'mailqueue dead list')")
-        action.add_argument("--all", action="store_true", help="every dead letter")
+        action.add_argument("--all", action="store_true", help="every dead letter (or every one the filters match)")
+        action.add_argument("--dry-run", action="store_true", help="say what would be done, and do nothing")
+        add_filter_options(action)
         action.set_defaults(handler=handler)
         if name == "requeue":
             action.add_argument("--force", action="store_true",
                                 help="also requeue quarantined tasks (refused as unsigned or forged)")
+            action.add_argument("--batch-size", type=int, metavar="N",
+                                help="dead letters per delivery task (default: MAILQUEUE_BATCH_SIZE)")
+            add_repair_options(action)
         else:
             action.add_argument("--quarantine", action="store_true", help="with --all: the whole quarantine")
+            action.add_argument("--yes", action="store_true", help="do not ask before deleting many")
 
 
 def store() -> DeadLetters:
@@ -120,16 +144,24 @@ def list_quarantine(args: argparse.Namespace) -> int:
 def list_letters(args: argparse.Namespace) -> int:
     if args.quarantine:
         return list_quarantine(args)
-    letters = store().list(limit=args.limit, offset=args.offset)
+    letters = store()
+    if has_filter(args):
+        matching = letters.select(letter_filter(args))
+        total, page = len(matching), matching[args.offset:args.offset + args.limit]
+    else:
+        total, page = letters.count(), letters.list(limit=args.limit, offset=args.offset)
     if args.json:
-        print_json([letter_summary(letter) for letter in letters])
+        print_json([letter_summary(letter) for letter in page])
         return 0
-    if not letters:
-        print("No dead letters.")
-    for letter in letters:
+    if not page:
+        print("No dead letters." if not total else f"No dead letters past --offset {args.offset} (of {total}).")
+    for letter in page:
         print(f"{letter.id}  {when(letter.failed_at)}  {letter.message_id}  to {', '.join(letter.recipients)}")
         print(f"    {server_answer(letter.error.get('code'), letter.error.get('reply', ''))}"
               f"  ({letter.attempts} attempt(s))")
+    if page and args.offset + len(page) < total:
+        print(f"Showing {args.offset + 1}-{args.offset + len(page)} of {total} dead letters; "
+              f"the next page: --offset {args.offset + len(page)}.")
     refused = quarantine().count()
     if refused:
         print(f"{refused} task(s) refused as unsigned or forged are quarantined, unsent: "
@@ -197,48 +229,85 @@ def detail_lines(letter: DeadLetter) -> list[str]:
     return lines
 
 
-def chosen_ids(args: argparse.Namespace, letters: DeadLetters) -> list[str]:
-    """The ids given, every id with --all; an unknown id is an error, not a silent no-op."""
-    if args.all == bool(args.letter_ids):
-        args.command_parser.error("give dead-letter ids or --all (not both)")
-    if args.all:
-        return [letter.id for letter in letters.list(limit=max(letters.count(), 1))]
-    for letter_id in args.letter_ids:
-        letters.get(letter_id)  # raises UnknownDelivery naming the id
-    return list(args.letter_ids)
+@dataclass
+class Selection:
+    """What a requeue or purge acts on: dead letters, and quarantined tasks named by id."""
+
+    letters: list[DeadLetter]
+    quarantined: list[str]
+    by_filter: bool  # chosen by --all or filters, not one by one
 
 
-def split_quarantined(args: argparse.Namespace, letters: DeadLetters) -> tuple[list[str], list[str]]:
-    """The ids given, as (dead letters, quarantined tasks); --all means dead letters only."""
-    if args.all == bool(args.letter_ids):
-        args.command_parser.error("give dead-letter ids or --all (not both)")
-    if args.all:
-        return chosen_ids(args, letters), []
+def select(args: argparse.Namespace, letters: DeadLetters) -> Selection:
+    """The ids given, or every letter --all and the filters match; an unknown id is an error."""
+    chosen_by_filter = args.all or has_filter(args)
+    if chosen_by_filter == bool(args.letter_ids):
+        args.command_parser.error("give dead-letter ids, or --all and/or filters (--code, --recipient, --domain, "
+                                  "--older-than, --newer-than), not both")
+    if chosen_by_filter:
+        return Selection(letters.select(letter_filter(args)), [], by_filter=True)
     held = quarantine()
-    refused = [letter_id for letter_id in args.letter_ids
-               if not letters.contains(letter_id) and held.contains(letter_id)]
-    for letter_id in args.letter_ids:
-        if letter_id not in refused:
-            letters.get(letter_id)  # raises UnknownDelivery naming the id
-    return [letter_id for letter_id in args.letter_ids if letter_id not in refused], refused
+    chosen, refused = [], []
+    for letter_id in dict.fromkeys(args.letter_ids):
+        if not letters.contains(letter_id) and held.contains(letter_id):
+            refused.append(letter_id)
+        else:
+            chosen.append(letters.get(letter_id))  # raises UnknownDelivery naming the id
+    return Selection(chosen, refused, by_filter=False)
+
+
+PER_LETTER_LINES = 10  # beyond this many, a progress bar and a summary instead of one line each
 
 
 def requeue_letters(args: argparse.Namespace) -> int:
+    from mailqueue.conf import settings
     from workers.app import app
 
     letters = store()
-    ids, refused = split_quarantined(args, letters)
-    if refused and not args.force:
+    chosen = select(args, letters)
+    if chosen.quarantined and not args.force:
         args.command_parser.error(
-            f"{', '.join(refused)}: quarantined, refused as unsigned or forged, and never sent. It may be a "
-            "forgery; check it with `mailqueue dead show ID`, and requeue it with --force only if you trust it")
-    for letter_id in ids:
-        task_id = letters.requeue(letter_id, app=app)
-        print(f"{letter_id} requeued as task {task_id}")
-    for entry_id in refused:
+            f"{', '.join(chosen.quarantined)}: quarantined, refused as unsigned or forged, and never sent. It may be "
+            "a forgery; check it with `mailqueue dead show ID`, and requeue it with --force only if you trust it")
+    rewrite = recipient_rewrite(args)
+    if args.to and len(chosen.letters) != 1:
+        args.command_parser.error(f"--to replaces one dead letter's recipients; {len(chosen.letters)} are selected "
+                                  "(use --replace OLD=NEW for many)")
+    batch_size = args.batch_size or int(settings.MAILQUEUE_BATCH_SIZE)
+    if batch_size < 1:
+        args.command_parser.error(f"--batch-size must be at least 1, got {batch_size}")
+    if args.dry_run:
+        return describe_requeue(chosen, rewrite, batch_size)
+    progress = Progress("Requeueing", len(chosen.letters)) if len(chosen.letters) > PER_LETTER_LINES else None
+    try:
+        sent = letters.requeue_many(chosen.letters, app=app, batch_size=batch_size, rewrite=rewrite,
+                                    progress=progress.update if progress else None)
+    except ValueError as error:  # a payload no worker could read, or a repair that leaves no recipient
+        raise CommandError(f"nothing was requeued: {error}") from None
+    if progress is not None:
+        progress.finish()
+    else:
+        for task_id, ids in sent:
+            for letter_id in ids:
+                print(f"{letter_id} requeued as task {task_id}")
+    for entry_id in chosen.quarantined:
         task_id = quarantine().requeue(entry_id, app=app)
         print(f"{entry_id} (quarantined) requeued as task {task_id}, signed with this machine's key")
-    print(f"Requeued {len(ids) + len(refused)} dead letter(s).")
+    tasks = len(sent) + len(chosen.quarantined)
+    print(f"Requeued {len(chosen.letters) + len(chosen.quarantined)} dead letter(s) in {tasks} task(s).")
+    return 0
+
+
+def describe_requeue(chosen: Selection, rewrite: Callable[[list[str]], list[str]] | None, batch_size: int) -> int:
+    tasks = -(-len(chosen.letters) // batch_size) + len(chosen.quarantined)
+    print(f"Would requeue {len(chosen.letters) + len(chosen.quarantined)} dead letter(s) in {tasks} task(s):")
+    for letter in chosen.letters[:PER_LETTER_LINES]:
+        recipients = rewrite(letter.recipients) if rewrite else letter.recipients
+        print(f"  {letter.id}  {letter.message_id}  to {', '.join(recipients)}")
+    if len(chosen.letters) > PER_LETTER_LINES:
+        print(f"  ... and {len(chosen.letters) - PER_LETTER_LINES} more")
+    for entry_id in chosen.quarantined:
+        print(f"  {entry_id}  (quarantined)")
     return 0
 
 
@@ -246,11 +315,32 @@ def purge_letters(args: argparse.Namespace) -> int:
     if args.quarantine:
         if not args.all or args.letter_ids:
             args.command_parser.error("--quarantine purges the whole quarantine: give --all and no ids")
-        print(f"Purged {quarantine().purge()} quarantined task(s).")
+        if not args.dry_run:
+            confirm(args, f"Delete all {quarantine().count()} quarantined task(s)?")
+        held = quarantine()
+        print(f"Would purge {held.count()} quarantined task(s)." if args.dry_run
+              else f"Purged {held.purge()} quarantined task(s).")
         return 0
     letters = store()
-    ids, refused = split_quarantined(args, letters)
-    removed = letters.purge(None if args.all else ids) if ids or args.all else 0
-    removed += quarantine().purge(refused) if refused else 0
+    chosen = select(args, letters)
+    count = len(chosen.letters) + len(chosen.quarantined)
+    if args.dry_run:
+        print(f"Would purge {count} dead letter(s).")
+        return 0
+    if chosen.by_filter:
+        confirm(args, f"Delete {count} dead letter(s)? They cannot be recovered.")
+    removed = letters.purge([letter.id for letter in chosen.letters]) if chosen.letters else 0
+    removed += quarantine().purge(chosen.quarantined) if chosen.quarantined else 0
     print(f"Purged {removed} dead letter(s).")
     return 0
+
+
+def confirm(args: argparse.Namespace, question: str) -> None:
+    """Ask on a terminal; elsewhere (a script, a pipe) --yes must say it. Refusing is exit 1."""
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        args.command_parser.error(f"{question[:-1]}: there is no terminal to ask on, so add --yes to confirm")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in {"y", "yes"}:
+        raise CommandError("nothing was deleted")

@@ -8,9 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 
 from tests.cli.conftest import CLIWorker, Run, assert_one_line_error
 from tests.fixtures.celery import make_payload
+from tests.queue_inspection import queued_tasks
+from workers.deadletters import DeadLetters
 
 
 def bounce(mailqueue: Run, *addresses: str) -> list[dict[str, Any]]:
@@ -71,13 +74,13 @@ def test_requeue_sends_again_once_the_cause_is_fixed(mailqueue: Run, bouncing: A
 def test_requeue_all(mailqueue: Run, bouncing: Any) -> None:
     bounce(mailqueue, "gone@example.com", "lost@example.com")
     result = mailqueue("dead", "requeue", "--all")
-    assert result.stdout.splitlines()[-1] == "Requeued 2 dead letter(s)."
+    assert result.stdout.splitlines()[-1] == "Requeued 2 dead letter(s) in 1 task(s)."
 
 
 def test_purge_by_id_and_all(mailqueue: Run, bouncing: Any) -> None:
     first, *_rest = bounce(mailqueue, "gone@example.com", "lost@example.com", "nobody@example.com")
     assert mailqueue("dead", "purge", first["id"]).stdout.strip() == "Purged 1 dead letter(s)."
-    assert mailqueue("dead", "purge", "--all").stdout.strip() == "Purged 2 dead letter(s)."
+    assert mailqueue("dead", "purge", "--all", "--yes").stdout.strip() == "Purged 2 dead letter(s)."
     assert json.loads(mailqueue("dead", "list", "--json").stdout) == []
 
 
@@ -123,3 +126,102 @@ def test_quarantined_tasks_are_shown_and_requeued_only_with_force(
     smtp_server.wait_for_messages(1, timeout=20)
     assert [message.rcpt_tos for message in smtp_server.messages] == [["unsure@example.com"]]
     assert json.loads(mailqueue("dead", "list", "--quarantine", "--json").stdout) == []
+
+
+# --- dead letters at scale: made directly in the store (real Redis), no worker needed -----------
+
+
+def make_letters(client: redis.Redis, count: int, *, domain: str = "example.com", code: int = 550,
+                 age: float = 0.0) -> list[str]:
+    letters = DeadLetters(client)
+    ids = []
+    for i in range(count):
+        payload = make_payload(to=[f"user{i}@{domain}"])
+        error = {"code": code, "reply": "5.1.1 No", "permanent": True}
+        letter = letters.add(task_id=f"task-{i}", payload=payload, failures={payload["recipients"][0]: error},
+                             error=error, attempts=1, now=time.time() - age)
+        ids.append(letter.id)
+    return ids
+
+
+def test_list_says_when_more_letters_exist(
+    mailqueue: Run, fleet_env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    make_letters(redis_client, 130)
+    lines = mailqueue("dead", "list").stdout.splitlines()
+    assert lines[-1] == "Showing 1-100 of 130 dead letters; the next page: --offset 100."
+    assert len(mailqueue("dead", "list", "--offset", "100").stdout.splitlines()) == 2 * 30
+
+
+def test_filters_select_by_code_domain_and_age(
+    mailqueue: Run, fleet_env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    make_letters(redis_client, 3, domain="typo.test", age=7200)
+    make_letters(redis_client, 2, domain="example.com", code=554)
+
+    def listed(*filters: str) -> int:
+        return len(json.loads(mailqueue("dead", "list", "--json", *filters).stdout))
+
+    assert (listed(), listed("--domain", "TYPO.test"), listed("--code", "554")) == (5, 3, 2)
+    assert (listed("--older-than", "1h"), listed("--newer-than", "10m")) == (3, 2)
+    assert listed("--recipient", "user1@typo.test") == 1
+    assert listed("--domain", "typo.test", "--code", "554") == 0
+    bad = mailqueue("dead", "list", "--older-than", "soon")
+    assert bad.returncode == 2 and "duration" in bad.stderr
+
+
+def test_requeue_all_batches_like_the_queue_backend_and_prints_a_summary(
+    mailqueue: Run, fleet_env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    make_letters(redis_client, 120)
+    result = mailqueue("dead", "requeue", "--all", "--batch-size", "50")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["Requeued 120 dead letter(s) in 3 task(s)."]
+    assert "Requeueing" in result.stderr  # progress, on stderr
+    tasks = queued_tasks(redis_client)
+    assert [len(task.payloads) for task in tasks] == [50, 50, 20]
+    assert DeadLetters(redis_client).count() == 0
+
+
+def test_dry_run_changes_nothing(mailqueue: Run, fleet_env: dict[str, str], redis_client: redis.Redis) -> None:
+    make_letters(redis_client, 12)
+    requeue = mailqueue("dead", "requeue", "--all", "--dry-run").stdout.splitlines()
+    assert requeue[0] == "Would requeue 12 dead letter(s) in 1 task(s):" and requeue[-1] == "  ... and 2 more"
+    assert mailqueue("dead", "purge", "--all", "--dry-run").stdout.strip() == "Would purge 12 dead letter(s)."
+    assert DeadLetters(redis_client).count() == 12 and queued_tasks(redis_client) == []
+
+
+def test_purge_of_many_asks_first_and_a_script_must_say_yes(
+    mailqueue: Run, fleet_env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    make_letters(redis_client, 5)
+    refused = mailqueue("dead", "purge", "--all")
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    assert DeadLetters(redis_client).count() == 5
+    assert mailqueue("dead", "purge", "--domain", "example.com", "--yes").stdout.strip() == "Purged 5 dead letter(s)."
+
+
+def test_requeue_repairs_a_typo_with_to_or_replace(
+    mailqueue: Run, fleet_env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    one, _two = make_letters(redis_client, 2, domain="exmaple.com")
+    assert mailqueue("dead", "requeue", one, "--to", "fixed@example.com").returncode == 0
+    replaced = mailqueue("dead", "requeue", "--domain", "exmaple.com",
+                         "--replace", "USER1@exmaple.com=user1@example.com")
+    assert replaced.returncode == 0, replaced.stderr
+    assert [task.payloads[0]["recipients"] for task in queued_tasks(redis_client)] == [
+        ["fixed@example.com"], ["user1@example.com"]]
+    for bad in (["--to", "ann@"], ["--replace", "no-equals-sign"]):
+        result = mailqueue("dead", "requeue", "--all", *bad)
+        assert result.returncode == 2, result
+
+
+def test_a_repaired_letter_is_delivered_to_the_new_address(
+    mailqueue: Run, bouncing: Any
+) -> None:
+    [letter] = bounce(mailqueue, "gone@example.com")
+    result = mailqueue("dead", "requeue", letter["id"], "--to", "found@example.com")
+    assert result.returncode == 0, result.stderr
+    task_id = result.stdout.splitlines()[0].split("requeued as task ")[1]
+    assert json.loads(mailqueue("status", task_id, "--wait", "--timeout", "20", "--json").stdout)["report"]["sent"] == 1
+    assert [message.rcpt_tos for message in bouncing.messages] == [["found@example.com"]]
