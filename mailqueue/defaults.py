@@ -60,6 +60,10 @@ SETTINGS: dict[str, Setting] = {
     "MAILQUEUE_BROKER_SOCKET_TIMEOUT": Setting(
         30.0, float, "Seconds a publish may wait on a broker that accepted the connection but does not answer."
     ),
+    "MAILQUEUE_BROKER_MAX_MEMORY_FRACTION": Setting(
+        0.9, float, "Producers refuse new mail (BrokerFull) above this fraction of Redis's maxmemory; "
+        "workers stop taking tasks halfway from there to full. 1.0: off."
+    ),
     "MAILQUEUE_KEY_PREFIX": Setting("mailqueue", str, "Prefix of every Redis key mailqueue owns."),
     "MAILQUEUE_ON_COMMIT": Setting(
         False, bool, "Django backend: enqueue when the current transaction commits (never, if it rolls back)."

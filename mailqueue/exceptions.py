@@ -27,6 +27,17 @@ class BrokerUnavailable(MailQueueError, ConnectionError):
     """The broker could not be reached, so nothing was enqueued."""
 
 
+class BrokerFull(BrokerUnavailable):
+    """The broker's Redis is above its high-water mark (MAILQUEUE_BROKER_MAX_MEMORY_FRACTION of
+    maxmemory), so nothing was enqueued: the room left is the fleet's, to finish what it holds."""
+
+    def __init__(self, message: str, *, used: int, maximum: int, limit: int) -> None:
+        super().__init__(message)
+        self.used = used
+        self.maximum = maximum
+        self.limit = limit
+
+
 class DeliveryTimeout(MailQueueError, TimeoutError):
     """``Delivery.get(timeout=...)`` gave up before the final report arrived."""
 

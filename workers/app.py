@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from os import EX_CONFIG
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import Celery, bootsteps
 from celery.signals import worker_process_shutdown
@@ -32,8 +33,10 @@ from mailqueue.queue.broker import broker_url, result_backend_url, shared_celery
 from mailqueue.queue.envelope import DELIVER_TASK, summarize
 from workers import authenticity, session, tasks
 from workers.deferral import DeferralPoller, Deferrals, DeferredTask
+from workers.garbage import RefusedMessages
 from workers.redelivery import Redelivery
 from workers.store import Stores, redis_client
+from workers.transport import Transport
 from workers.visibility import VisibilityKeeper
 
 logger = logging.getLogger(__name__)
@@ -47,8 +50,12 @@ def restore_interval(visibility_timeout: float) -> float:
 def celery_config() -> dict[str, Any]:
     config = shared_celery_config()
     timeout = settings.MAILQUEUE_VISIBILITY_TIMEOUT
+    url = broker_url()
+    if urlsplit(url).scheme in ("redis", "rediss"):
+        # Garbage on the queue list is moved aside; a full Redis pauses the taking (workers.transport).
+        config["broker_transport"] = Transport
     config.update(
-        broker_url=broker_url(),
+        broker_url=url,
         result_backend=result_backend_url(),
         broker_transport_options={
             **config["broker_transport_options"],
@@ -162,6 +169,7 @@ def create_app(main: str = "workers") -> Celery:
     app.add_defaults(celery_config)  # evaluated when the app first reads its configuration
     app.steps["worker"].add(DeliveryLifecycle)
     app.steps["consumer"].add(Redelivery)  # a Redis outage strands no task, nor hands out a running one
+    app.steps["consumer"].add(RefusedMessages)  # what Celery refuses (pickle, unknown task) is moved aside
     tasks.register(app)
     return app
 

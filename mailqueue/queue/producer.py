@@ -35,9 +35,10 @@ from celery.utils.nodenames import anon_nodename
 from kombu.transport import redis as kombu_redis
 
 from mailqueue.conf import settings
-from mailqueue.exceptions import BrokerUnavailable
+from mailqueue.exceptions import BrokerFull, BrokerUnavailable
 from mailqueue.queue.broker import broker_url, redacted, shared_celery_config
 from mailqueue.queue.envelope import DELIVER_TASK, summarize
+from mailqueue.queue.memory import MemoryGauge, MemoryReading, high_water_fraction, read_memory
 from mailqueue.queue.signing import signature_headers
 
 __all__ = ["Publisher", "close_publishers", "get_publisher"]
@@ -84,6 +85,10 @@ class Publisher:
         # Channel errors too: a broker that answers but refuses the write (out of memory, read-only
         # replica) has not enqueued anything either.
         self._errors = (kombu.exceptions.OperationalError, *connection.connection_errors, *connection.channel_errors)
+        self._fraction = high_water_fraction()
+        # INFO memory goes over the pooled publishing connection, so a publish still holds only one.
+        fast = urlsplit(url).scheme in FAST_SCHEMES and self._fraction < 1
+        self._memory = MemoryGauge() if fast else None
 
     def publish(self, payloads: Sequence[dict[str, Any]], *, task_id: str, queue: str) -> None:
         """Put one delivery task (a batch of payloads) on ``queue``, or raise BrokerUnavailable.
@@ -99,17 +104,49 @@ class Publisher:
         headers = signature_headers(task_id, batch)  # MAILQUEUE_SIGNING_KEY; none without a key
         try:
             with self.app.producer_pool.acquire(block=True) as producer:
+                self._refuse_if_full(producer)
                 amqp.send_task_message(producer, DELIVER_TASK, message, queue=queue, declare=[], retry=False,
                                        headers=headers)
+            if self._memory is not None:
+                self._memory.account(_approximate_size(batch))
+        except BrokerFull:
+            raise
         except self._errors as error:
             raise BrokerUnavailable(
                 f"Could not enqueue on the broker at {redacted(self.url)}: {str(error).rstrip('.')}. Check "
                 "MAILQUEUE_BROKER_URL and that the broker is running and accepts writes."
             ) from error
 
+    def _refuse_if_full(self, producer: Any) -> None:
+        """Raise BrokerFull above the high-water mark (``mailqueue.queue.memory``), before any write."""
+        if self._memory is None:
+            return
+
+        def read() -> MemoryReading:
+            return read_memory(producer.channel.client)
+
+        reading = self._memory.reading(read)
+        if reading.near(self._fraction):
+            reading = self._memory.reading(read, max_age=0)  # close to the mark: look now, not a second ago
+        if reading.above(self._fraction):
+            raise BrokerFull(
+                f"Not enqueued: the broker at {redacted(self.url)} is nearly full "
+                f"({reading.describe(self._fraction)}). The room left is for the workers to drain the "
+                "queue; retry later, or raise Redis's maxmemory (MAILQUEUE_BROKER_MAX_MEMORY_FRACTION "
+                "sets the mark).",
+                used=reading.used, maximum=reading.maximum, limit=int(reading.maximum * self._fraction),
+            )
+
     def close(self) -> None:
         """Close the pooled connections (they reopen on the next publish)."""
         self.app.close()
+        if self._memory is not None:
+            self._memory.forget()
+
+
+def _approximate_size(batch: list[dict[str, Any]]) -> int:
+    """About what a task takes in Redis: its messages, plus a kilobyte of headers and envelope."""
+    return 1024 + sum(len(payload.get("message") or "") for payload in batch if isinstance(payload, dict))
 
 
 def _publishing_app(url: str, *, connect_timeout: float, socket_timeout: float) -> Celery:
