@@ -100,6 +100,8 @@ class Demo:
         self.deadline = time.monotonic() + args.timeout
         forget_configuration()
         self.worker_name = f"demo{os.getpid()}"
+        self.url = ""  # the demo database's URL, once the broker is up
+        self.broker_stopped = False
 
     def say(self, text: str) -> None:
         self.err.write(text + "\n")
@@ -126,7 +128,7 @@ class Demo:
 
         status = embedded_status()
         self.log_dir = status.data_dir
-        url = demo_url(ensure_embedded_redis())
+        url = self.url = demo_url(ensure_embedded_redis())
         self.say(f"Embedded Redis: {url} (data in {status.data_dir})")
         client = redis.Redis.from_url(url)
         client.flushdb()
@@ -136,6 +138,7 @@ class Demo:
         finally:
             if status.url is None and not self.args.keep_broker:
                 stop_embedded_redis()
+                self.broker_stopped = True
 
     @contextlib.contextmanager
     def smtp_server(self) -> Iterator[int]:
@@ -283,8 +286,25 @@ def result_lines(outcome: Outcome, received: int) -> list[str]:
     ]
 
 
+def explanation_lines(outcome: Outcome, *, url: str, broker_stopped: bool) -> list[str]:
+    """What the totals mean, and where the demo's dead letters are (not where the commands look)."""
+    lines = [
+        "",
+        "Delivered and Failed count messages, whatever their number of recipients. The SMTP server",
+        "counts transactions: a message retried for some of its recipients arrives once per round.",
+    ]
+    if outcome.dead_letters:
+        where = f"MAILQUEUE_BROKER_URL={url} mailqueue dead list"
+        lines.append(f"The dead letters are in the demo's own database (database {DEMO_DB}), not the one the other")
+        lines.append(f"commands read. To see them: `{where}`"
+                     + (", after `mailqueue demo --keep-broker` (this run stopped that Redis)."
+                        if broker_stopped else "."))
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     demo = Demo(args, err=sys.stderr)
     outcome = demo.run()
-    print("\n".join(result_lines(outcome, demo.handler.received)))
+    print("\n".join(result_lines(outcome, demo.handler.received)
+                    + explanation_lines(outcome, url=demo.url, broker_stopped=demo.broker_stopped)))
     return 0 if outcome.delivered + outcome.failed == outcome.messages else 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -66,3 +67,17 @@ def test_demo_timeout_is_one_clear_line(mailqueue: Run) -> None:
     assert last.startswith("mailqueue: error: the demo")
     assert "Traceback" not in result.stderr
     assert mailqueue("embedded", "status").returncode == 3
+
+
+def test_demo_says_where_its_dead_letters_are_and_the_command_finds_them(mailqueue: Run) -> None:
+    try:
+        result = mailqueue("demo", "--keep-broker", timeout=90)
+        assert result.returncode == 0, result.stderr
+        kept = int(re.search(r"(\d+) dead letter\(s\) kept", result.stdout).group(1))  # type: ignore[union-attr]
+        command = re.search(r"`MAILQUEUE_BROKER_URL=(\S+) mailqueue dead list`", result.stdout)
+        assert kept > 0 and command is not None, result.stdout
+        assert "counts transactions" in result.stdout  # why the server's count is not the messages'
+        listed = mailqueue("dead", "list", "--json", env={"MAILQUEUE_BROKER_URL": command.group(1)})
+        assert len(json.loads(listed.stdout)) == kept
+    finally:
+        mailqueue("embedded", "stop")
