@@ -31,6 +31,7 @@ from mailqueue.exceptions import ImproperlyConfigured
 from mailqueue.queue import keys
 from mailqueue.queue.broker import broker_url, result_backend_url, shared_celery_config
 from mailqueue.queue.envelope import DELIVER_TASK, summarize
+from mailqueue.queue.memory import high_water_fraction
 from workers import authenticity, session, tasks
 from workers.deferral import DeferralPoller, Deferrals, DeferredTask
 from workers.garbage import RefusedMessages
@@ -132,6 +133,7 @@ def check_configuration(app: Celery) -> None:
         Stores.from_settings(url=app.conf.broker_url)
         session.build_backend().close()
         authenticity.check_configuration()
+        high_water_fraction()  # workers.transport reads it on every new channel
     except (ImproperlyConfigured, ValueError, TypeError) as error:
         raise ImproperlyConfigured(f"This worker is misconfigured and will not start: {error}") from error
 

@@ -18,11 +18,12 @@ import redis
 from celery import Celery
 
 from mailqueue.conf import override_settings, settings
-from mailqueue.exceptions import BrokerFull, BrokerUnavailable
+from mailqueue.exceptions import BrokerFull, BrokerUnavailable, ImproperlyConfigured
 from mailqueue.queue.envelope import DELIVER_TASK
 from mailqueue.queue.producer import close_publishers, get_publisher
 from tests.fixtures.celery import delivered_pairs, make_payload, send_batch
 from tests.fixtures.smtp import SMTPTestServer
+from workers.app import check_configuration
 from workers.garbage import moved_aside
 from workers.quarantine import Quarantine
 
@@ -209,3 +210,9 @@ def test_producers_filling_redis_under_running_workers_lose_nothing(
     pairs = delivered_pairs(smtp_server)
     assert sorted(recipient for _, recipient in pairs) == sorted(accepted)
     assert set(pairs.values()) == {1}, [pair for pair, count in pairs.items() if count > 1]
+
+
+def test_a_worker_with_a_bad_memory_fraction_refuses_to_start(celery_app: Celery) -> None:
+    with override_settings(MAILQUEUE_BROKER_MAX_MEMORY_FRACTION=1.5):
+        with pytest.raises(ImproperlyConfigured, match="MAILQUEUE_BROKER_MAX_MEMORY_FRACTION"):
+            check_configuration(celery_app)
