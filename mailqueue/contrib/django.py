@@ -133,9 +133,11 @@ class EmailBackend(BaseEmailBackend):
         accepted = self.queue_backend.serialize(email_messages)
         if not accepted:
             return 0
-        if self.on_commit:
+        if self.on_commit and transaction.get_connection().in_atomic_block:
             transaction.on_commit(partial(self._publish_after_commit, accepted))
-            return len(accepted)
+            return len(accepted)  # scheduled; the broker is reached at the commit
+        # Outside a transaction on_commit() would publish at once anyway: do it here, so the
+        # count is what was enqueued (0 with fail_silently and the broker down, as documented).
         return self.queue_backend.publish(accepted)
 
     def _publish_after_commit(self, accepted: list[Accepted]) -> None:

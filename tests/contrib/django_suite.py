@@ -312,3 +312,27 @@ def test_a_broker_that_is_down_at_commit_raises_from_the_commit() -> None:
     with override_settings(MAILQUEUE_BROKER_URL=dead_broker_url()), pytest.raises(BrokerUnavailable):  # noqa: PT012
         with transaction.atomic():
             assert message.send() == 1
+
+
+@override_settings(MAILQUEUE_ON_COMMIT=True)
+def test_on_commit_outside_a_transaction_with_fail_silently_and_the_broker_down_returns_0() -> None:
+    message = mail.EmailMessage("Lost?", "Body", "app@example.com", ["to@example.com"])
+    with override_settings(MAILQUEUE_BROKER_URL=dead_broker_url()):
+        assert EmailBackend(fail_silently=True).send_messages([message]) == 0
+    assert not hasattr(message, "delivery")
+
+
+@override_settings(MAILQUEUE_ON_COMMIT=True)
+def test_in_a_testcase_capture_on_commit_callbacks_publishes_and_gives_the_delivery(fleet: SMTPTestServer) -> None:
+    """The README's way to test code that sends with MAILQUEUE_ON_COMMIT inside django.test.TestCase."""
+    from django.test import TestCase
+
+    message = mail.EmailMessage("In a test", "Body", "app@example.com", ["to@example.com"])
+    with pytest.raises(Rollback), transaction.atomic():  # what TestCase wraps every test in
+        with TestCase.captureOnCommitCallbacks(execute=True) as callbacks:
+            assert message.send() == 1
+            assert not hasattr(message, "delivery")  # waits for the (simulated) commit
+        assert len(callbacks) == 1
+        assert message.delivery.message_report(timeout=DELIVERY_TIMEOUT)["status"] == "sent"
+        raise Rollback
+    assert [received.message()["Subject"] for received in fleet.messages] == ["In a test"]
