@@ -17,6 +17,7 @@ of the producers' mark, before every publish, so that a burst cannot overshoot i
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from mailqueue.conf import settings
 from mailqueue.exceptions import ImproperlyConfigured
 
 __all__ = ["MemoryGauge", "MemoryReading", "high_water_fraction", "read_memory", "worker_fraction"]
+
+logger = logging.getLogger(__name__)
 
 MAX_AGE_SECONDS = 1.0
 NEAR = 0.1  # within 10% of a mark, a reading is not reused: one INFO per publish, only then
@@ -117,6 +120,9 @@ class MemoryGauge:
                 value = read()
                 self.last_error = None
             except Exception as error:  # noqa: BLE001 - see the class's docstring
+                if self.last_error is None:  # once per outage, not once a second
+                    logger.warning("Could not read the broker's memory use (INFO memory: %r); its high-water "
+                                   "mark is not enforced until it can be read.", error)
                 value, self.last_error = MemoryReading(used=0, maximum=0), error
             self._cached, self._written = (now, value), 0
             return value

@@ -41,6 +41,12 @@ GARBAGE = [
         "headers": {"task": DELIVER_TASK}, "properties": {
             "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
             "delivery_info": {"exchange": "", "routing_key": "x"}}}).encode(),
+    json.dumps({  # a whole Celery task message whose JSON body is not JSON
+        "body": "bm90IGpzb24=", "content-encoding": "utf-8", "content-type": "application/json",
+        "headers": {"task": DELIVER_TASK, "id": "b0d7", "root_id": None, "parent_id": None, "group": None,
+                    "retries": 0, "timelimit": [None, None], "eta": None, "expires": None, "lang": "py"},
+        "properties": {"body_encoding": "base64", "delivery_tag": str(uuid.uuid4()), "correlation_id": "b0d7",
+                       "delivery_info": {"exchange": "", "routing_key": "x"}}}).encode(),
 ]
 
 
