@@ -33,6 +33,7 @@ from mailqueue.queue.broker import broker_url, result_backend_url, shared_celery
 from mailqueue.queue.envelope import DELIVER_TASK, summarize
 from mailqueue.queue.memory import high_water_fraction
 from workers import authenticity, session, tasks
+from workers import signals as pool_signals
 from workers.deferral import DeferralPoller, Deferrals, DeferredTask
 from workers.garbage import RefusedMessages
 from workers.redelivery import Redelivery
@@ -164,6 +165,7 @@ def close_sessions_safely(**kwargs: Any) -> None:
 
 
 worker_process_shutdown.connect(close_sessions_safely, weak=False)
+pool_signals.connect()  # pool processes finish the message in hand on SIGTERM to the group
 
 
 def create_app(main: str = "workers") -> Celery:

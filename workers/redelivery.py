@@ -33,6 +33,7 @@ from typing import Any
 
 from celery import Celery, bootsteps
 from celery.signals import task_received
+from celery.worker import state
 from kombu.transport import virtual
 
 from workers.visibility import held_delivery_tags
@@ -49,6 +50,16 @@ def held_tags() -> set[str]:
     return set(held_delivery_tags())
 
 
+def shutting_down(*, cold: bool) -> bool:
+    """Has this worker been asked to stop (cold only, or either kind)?
+
+    In a cold shutdown Celery counts the pool's requests as ended while pool processes still
+    finish the task in hand (workers.signals); such a task must not be handed to another worker.
+    """
+    terminate = state.should_terminate not in (None, False)
+    return terminate if cold else terminate or state.should_stop not in (None, False)
+
+
 class HeldAwareRestore:
     """kombu's ``QoS.restore_unacked`` for one channel, leaving alone what this worker still holds."""
 
@@ -57,6 +68,10 @@ class HeldAwareRestore:
         self.held = held
 
     def __call__(self, client: Any = None) -> None:
+        if shutting_down(cold=True):  # the pool's tasks count as ended, yet they still finish
+            logger.info("Cold shutdown: this worker's unacknowledged tasks come back after the visibility timeout")
+            self.qos._delivered.clear()
+            return
         keep = self.held()
         for tag in list(self.qos._delivered):
             if tag in keep:
@@ -125,6 +140,8 @@ class Reclaimer:
 
     def due(self) -> list[str]:
         """Tags not held for GRACE_TICKS ticks in a row (each call is one tick)."""
+        if shutting_down(cold=False):  # a stopping worker's tasks may run on, unheld: leave them be
+            return []
         held = self.held()
         with self.lock:
             for tag in self.seen:
