@@ -24,6 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import kombu.exceptions
+import redis
+
 from mailqueue.conf import settings
 from mailqueue.exceptions import ImproperlyConfigured
 
@@ -119,6 +122,9 @@ class MemoryGauge:
             try:
                 value = read()
                 self.last_error = None
+            except (ConnectionError, TimeoutError, redis.ConnectionError, redis.TimeoutError,
+                    kombu.exceptions.OperationalError):
+                raise  # the broker is down: the publish fails with BrokerUnavailable, not a warning
             except Exception as error:  # noqa: BLE001 - see the class's docstring
                 if self.last_error is None:  # once per outage, not once a second
                     logger.warning("Could not read the broker's memory use (INFO memory: %r); its high-water "
