@@ -1,6 +1,7 @@
 """``mailqueue dead list|show|requeue|purge``: inspect and repair messages that failed for good.
 
-The same commands show the quarantine: tasks the workers refused as unsigned or forged
+The same commands show the quarantine: tasks the workers refused as unsigned or forged, and
+entries of the queue no worker could read (moved aside as "undecodable")
 (``workers.quarantine``). Those were never sent and may be forgeries, so they are listed
 apart and requeued only with ``--force``.
 """
@@ -46,7 +47,8 @@ purge would do. A typo'd address is repaired on the way back:
   mailqueue dead requeue ID --to ann@example.com
   mailqueue dead requeue --domain exmaple.com --replace bob@exmaple.com=bob@example.com
 
-Tasks refused as unsigned or forged (MAILQUEUE_SIGNING_KEY) are quarantined, unsent:
+Tasks refused as unsigned or forged (MAILQUEUE_SIGNING_KEY), and queue entries no worker
+could read (not JSON, pickle, an unknown task), are quarantined, unsent:
 
   mailqueue dead list --quarantine     # the refused tasks, oldest first
   mailqueue dead show ID               # a dead letter or a quarantined task
@@ -63,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction[CommandParser]) -> None:
     listing.add_argument("--offset", type=int, default=0, help="skip this many first")
     listing.add_argument("--json", action="store_true", help="print a JSON list")
     listing.add_argument("--quarantine", action="store_true",
-                         help="list the tasks refused as unsigned or forged instead")
+                         help="list the quarantine instead: refused (unsigned, forged) or unreadable tasks")
     add_filter_options(listing)
     listing.set_defaults(handler=list_letters)
 
@@ -164,7 +166,7 @@ def list_letters(args: argparse.Namespace) -> int:
               f"the next page: --offset {args.offset + len(page)}.")
     refused = quarantine().count()
     if refused:
-        print(f"{refused} task(s) refused as unsigned or forged are quarantined, unsent: "
+        print(f"{refused} task(s) refused (unsigned, forged) or unreadable are quarantined, unsent: "
               "see `mailqueue dead list --quarantine`.")
     return 0
 
@@ -193,7 +195,14 @@ def show_quarantined(args: argparse.Namespace) -> int:
     if args.json:
         print_json(asdict(entry))
         return 0
+    undecodable = entry.reason.startswith("undecodable")
     if args.raw:
+        if undecodable and isinstance(entry.payloads, dict):  # the bytes as they were on the queue
+            raw = str(entry.payloads.get("raw", ""))
+            encoded = entry.payloads.get("raw_encoding") == "base64"
+            sys.stdout.buffer.write(base64.b64decode(raw) if encoded else raw.encode("utf-8", "surrogateescape"))
+            sys.stdout.flush()
+            return 0
         for payload in entry.readable_payloads():
             sys.stdout.buffer.write(base64.b64decode(str(payload.get("message", "")), validate=False))
         sys.stdout.flush()
@@ -205,7 +214,8 @@ def show_quarantined(args: argparse.Namespace) -> int:
         f"  task        {entry.task_id} (claimed origin {entry.origin or '?'})",
         f"  messages    {', '.join(entry.message_ids) or '?'}",
         f"  recipients  {', '.join(entry.recipients) or '?'}",
-        "  It may be a forgery. Requeue it only if you trust it: mailqueue dead requeue --force ID",
+        ("  No worker could read it, so it cannot be requeued; --raw prints its bytes." if undecodable else
+         "  It may be a forgery. Requeue it only if you trust it: mailqueue dead requeue --force ID"),
     ]))
     return 0
 
@@ -265,6 +275,11 @@ def requeue_letters(args: argparse.Namespace) -> int:
 
     letters = store()
     chosen = select(args, letters)
+    held = quarantine()
+    unreadable = [entry_id for entry_id in chosen.quarantined if held.get(entry_id).reason.startswith("undecodable")]
+    if unreadable:
+        args.command_parser.error(f"{', '.join(unreadable)}: no worker could read it, so it cannot be requeued "
+                                  "(see `mailqueue dead show ID --raw`)")
     if chosen.quarantined and not args.force:
         args.command_parser.error(
             f"{', '.join(chosen.quarantined)}: quarantined, refused as unsigned or forged, and never sent. It may be "

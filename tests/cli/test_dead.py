@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.cli.conftest import CLIWorker, Run, assert_one_line_error
+from tests.cli.conftest import MAILQUEUE, CLIWorker, Run, assert_one_line_error
 from tests.fixtures.celery import make_payload
 from tests.queue_inspection import queued_tasks
 from workers.deadletters import DeadLetters
@@ -114,7 +115,7 @@ def test_quarantined_tasks_are_shown_and_requeued_only_with_force(
         time.sleep(0.1)
     [entry] = entries
     assert entry["reason"].startswith("unsigned") and entry["recipients"] == ["unsure@example.com"]
-    assert "1 task(s) refused as unsigned or forged" in mailqueue("dead", "list").stdout
+    assert "1 task(s) refused (unsigned, forged) or unreadable" in mailqueue("dead", "list").stdout
     assert "Quarantined task" in mailqueue("dead", "show", entry["id"]).stdout
 
     refused = mailqueue("dead", "requeue", entry["id"])
@@ -225,3 +226,22 @@ def test_a_repaired_letter_is_delivered_to_the_new_address(
     task_id = result.stdout.splitlines()[0].split("requeued as task ")[1]
     assert json.loads(mailqueue("status", task_id, "--wait", "--timeout", "20", "--json").stdout)["report"]["sent"] == 1
     assert [message.rcpt_tos for message in bouncing.messages] == [["found@example.com"]]
+
+
+def test_an_unreadable_queue_entry_is_shown_raw_and_cannot_be_requeued(
+    mailqueue: Run, fleet_env: dict[str, str], start_worker: Callable[..., CLIWorker], redis_client: redis.Redis
+) -> None:
+    start_worker()
+    redis_client.lpush("mailqueue", b"\x00not json at all\xff")
+    deadline = time.monotonic() + 20
+    while not (entries := json.loads(mailqueue("dead", "list", "--quarantine", "--json").stdout)):
+        assert time.monotonic() < deadline, "the garbage was not moved aside"
+        time.sleep(0.1)
+    [entry] = entries
+    assert entry["reason"].startswith("undecodable")
+    assert "cannot be requeued" in mailqueue("dead", "show", entry["id"]).stdout
+    raw = subprocess.run([MAILQUEUE, "dead", "show", entry["id"], "--raw"], env=fleet_env, capture_output=True,
+                         timeout=30)
+    assert raw.stdout == b"\x00not json at all\xff"
+    refused = mailqueue("dead", "requeue", "--force", entry["id"])
+    assert refused.returncode == 2 and "cannot be requeued" in refused.stderr
