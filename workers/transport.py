@@ -223,6 +223,9 @@ class Channel(kombu_redis.Channel):
             delivery["exchange"], delivery["routing_key"]  # noqa: B018 - what recording needs
         except Exception as error:
             raise Unreadable(f"not a kombu message ({garbage.describe(error)})") from None
+        problem = task_body_problem(message)
+        if problem:  # Celery would fail on it inside the pool, after acknowledging it: keep it here
+            raise Unreadable(f"unreadable task ({problem})", task_id=garbage.header(message, "id"))
         if not no_ack:
             try:
                 self.qos.append(message, message.delivery_tag)
@@ -280,6 +283,32 @@ class Channel(kombu_redis.Channel):
             logger.error("%d entries this worker holds could not be handed back now (%r); the next "
                          "connection settles them. As they were: %s", len(_held), error,
                          [bytes_to_str(held.raw)[:500] for held in _held])
+
+
+def task_body_problem(message: Any) -> str | None:
+    """What is wrong with a JSON task message's body, or None (also for what Celery refuses itself).
+
+    Celery's protocol 2 body is ``[args, kwargs, embed]``; Celery unpacks it only in the pool
+    process, where a wrong shape fails after the message was acknowledged. The decoded body is
+    cached on the message, and Celery decodes it here anyway, so the check costs no second decode.
+    """
+    headers = message.headers or {}
+    if "task" not in headers or message.content_type != "application/json":
+        return None  # not a protocol 2 task, or content Celery refuses (and RefusedMessages keeps)
+    try:
+        body = message.payload
+    except Exception:  # noqa: BLE001 - Celery's own decode error handling (RefusedMessages) applies
+        return None
+    if not isinstance(body, list | tuple) or len(body) != 3:
+        return f"the body is not [args, kwargs, embed] but {type(body).__name__}"
+    args, kwargs, embed = body
+    if not isinstance(args, list | tuple):
+        return f"the task's args are {type(args).__name__}, not a list"
+    if not isinstance(kwargs, dict):
+        return f"the task's kwargs are {type(kwargs).__name__}, not a mapping"
+    if embed is not None and not isinstance(embed, dict):
+        return f"the task's embed is {type(embed).__name__}, not a mapping"
+    return None
 
 
 class Transport(kombu_redis.Transport):

@@ -222,3 +222,43 @@ def test_a_worker_with_a_bad_memory_fraction_refuses_to_start(celery_app: Celery
     with override_settings(MAILQUEUE_BROKER_MAX_MEMORY_FRACTION=1.5):
         with pytest.raises(ImproperlyConfigured, match="MAILQUEUE_BROKER_MAX_MEMORY_FRACTION"):
             check_configuration(celery_app)
+
+
+def task_with_body(body: object) -> bytes:
+    """A whole Celery task message (protocol 2) for mailqueue.deliver, carrying ``body`` as its JSON body."""
+    import base64
+
+    task_id = str(uuid.uuid4())
+    return json.dumps({
+        "body": base64.b64encode(json.dumps(body).encode()).decode(), "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {"task": DELIVER_TASK, "id": task_id, "root_id": None, "parent_id": None, "group": None,
+                    "retries": 0, "timelimit": [None, None], "eta": None, "expires": None, "lang": "py",
+                    "argsrepr": "", "kwargsrepr": ""},
+        "properties": {"body_encoding": "base64", "delivery_tag": str(uuid.uuid4()), "correlation_id": task_id,
+                       "delivery_info": {"exchange": "", "routing_key": "x"}}}).encode()
+
+
+def test_task_bodies_of_the_wrong_shape_are_kept_and_the_worker_lives(
+    worker_process: Any, celery_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis,
+) -> None:
+    """Shapes Celery itself chokes on, before our task runs: not [args, kwargs, embed], args not a
+    list, kwargs not a dict. Each is kept (quarantine or dead letters), none kills the worker."""
+    from workers.deadletters import DeadLetters
+
+    worker = worker_process(concurrency=1)
+    queue = settings.MAILQUEUE_QUEUE
+    bodies: list[object] = [{"a": 1}, [5, {}, {}], [[[make_payload()]], 7, {}], "just a string"]
+    for body in bodies:
+        redis_client.lpush(queue, task_with_body(body))
+    send_batch(celery_app, [make_payload(to=["after@example.com"])])
+
+    smtp_server.wait_for_messages(1, timeout=20)
+    kept = lambda: Quarantine(redis_client).count() + DeadLetters(redis_client).count()  # noqa: E731
+    wait_until(lambda: kept() >= len(bodies), timeout=10, what="every bad task kept")
+    time.sleep(0.3)
+
+    assert worker.process.poll() is None, worker.log
+    assert kept() == len(bodies)
+    assert [message.rcpt_tos for message in smtp_server.messages] == [["after@example.com"]]
+    assert redis_client.llen(queue) == 0 and redis_client.hlen("unacked") == 0
