@@ -302,7 +302,7 @@ def task_body_problem(message: Any) -> str | None:
     if not isinstance(body, list | tuple) or len(body) != 3:
         return f"the body is not [args, kwargs, embed] but {type(body).__name__}"
     args, kwargs, embed = body
-    if not isinstance(args, list | tuple):
+    if not isinstance(args, list | tuple | dict | str):  # iterable: deliver() reads the odd ones itself
         return f"the task's args are {type(args).__name__}, not a list"
     if not isinstance(kwargs, dict):
         return f"the task's kwargs are {type(kwargs).__name__}, not a mapping"
