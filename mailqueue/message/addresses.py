@@ -97,6 +97,9 @@ def punycode(domain: str) -> str:
         raise InvalidMessage(f"Invalid domain {domain!r}: {error}") from None
 
 
+NOT_AN_ADDRESS = "not an email address (an address is local-part@domain, both parts non-empty, e.g. ann@example.com)"
+
+
 def envelope_address(address: str, *, force_ascii: bool = True) -> str:
     """Return the addr-spec of ``address``, refusing anything that is not one mailbox.
 
@@ -112,7 +115,7 @@ def envelope_address(address: str, *, force_ascii: bool = True) -> str:
     try:
         parsed = AddressHeader.value_parser(address)
     except (IndexError, HeaderParseError):  # the stdlib parser crashes on some input, e.g. "to@"
-        raise InvalidMessage(f"Invalid address {address!r}: cannot be parsed") from None
+        raise InvalidMessage(f"Invalid address {address!r}: {NOT_AN_ADDRESS}") from None
     defects = {str(defect) for defect in parsed.all_defects} - _TOLERATED_DEFECTS
     if not force_ascii:
         defects.discard(_NON_ASCII_LOCAL_PART)

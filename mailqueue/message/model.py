@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from mailqueue.conf import settings
 from mailqueue.exceptions import InvalidMessage
+from mailqueue.message.addresses import NOT_AN_ADDRESS
 from mailqueue.message.attachments import (
     DEFAULT_ATTACHMENT_MIME_TYPE,
     EmailAttachment,
@@ -94,7 +95,9 @@ def _set_header(msg: email.message.EmailMessage, name: str, value: Any) -> None:
     addresses such as ``"nobody@"``, which the caller must see as an invalid message."""
     try:
         msg[name] = value
-    except (IndexError, email.errors.HeaderParseError) as error:
+    except IndexError:  # the email package's own parser error for these: "string index out of range"
+        raise InvalidMessage(f"Invalid {name} header value {value!r}: {NOT_AN_ADDRESS}.") from None
+    except email.errors.HeaderParseError as error:
         raise InvalidMessage(f"Invalid {name} header value {value!r}: {error}") from None
 
 

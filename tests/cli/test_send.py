@@ -158,3 +158,8 @@ def test_eml_without_recipients_says_so(mailqueue: Run, smtp_server: Any, header
 def test_unknown_backend_is_one_line(mailqueue: Run) -> None:
     line = assert_one_line_error(mailqueue("send", "--to", "bob@example.com", "--backend", "no.such.Backend"))
     assert "no.such" in line
+
+
+def test_an_incomplete_address_is_explained(mailqueue: Run, smtp_server: Any) -> None:
+    line = assert_one_line_error(mailqueue("send", "--to", "ann@", "--body", "hi", env=smtp_env(smtp_server)))
+    assert "'ann@'" in line and "local-part@domain" in line and "index" not in line
