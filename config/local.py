@@ -1,7 +1,8 @@
 """One machine, nothing to install: ``MAILQUEUE_SETTINGS=config.local``.
 
 The broker is the embedded Redis (``MAILQUEUE_BROKER_URL`` left empty) with its data in
-``var/mailqueue`` under the directory the commands run from, and the workers deliver to
+the per-user folder (``MAILQUEUE_DATA_DIR`` left empty: ``~/.local/share/mailqueue``), the
+same whatever directory a command runs from, and the workers deliver to
 the development SMTP server (``mailqueue devserver``, port 1025). Retries come quickly so
 that a greylisted recipient is retried while you watch.
 
@@ -14,9 +15,9 @@ that a greylisted recipient is retried while you watch.
 EMAIL_BACKEND = "mailqueue.backends.queue.EmailBackend"
 DEFAULT_FROM_EMAIL = "mailqueue@localhost"
 
-# The broker: empty means the embedded Redis under MAILQUEUE_DATA_DIR.
+# The broker: empty means the embedded Redis under MAILQUEUE_DATA_DIR (empty: the per-user folder).
 MAILQUEUE_BROKER_URL = ""
-MAILQUEUE_DATA_DIR = "var/mailqueue"
+MAILQUEUE_DATA_DIR = ""
 
 # The workers' side: deliver to `mailqueue devserver`.
 EMAIL_HOST = "127.0.0.1"

@@ -69,7 +69,8 @@ SETTINGS: dict[str, Setting] = {
         False, bool, "Django backend: enqueue when the current transaction commits (never, if it rolls back)."
     ),
     "MAILQUEUE_DATA_DIR": Setting(
-        "var/mailqueue", str, "Folder of the embedded Redis's data (when no broker URL is set)."
+        "", str, "Folder of the embedded Redis's data (when no broker URL is set). Empty: one per user, "
+        "$XDG_DATA_HOME/mailqueue or ~/.local/share/mailqueue. A relative path is relative to the current directory."
     ),
     "MAILQUEUE_SIGNING_KEY": Setting(
         [], list, "Secret keys that sign delivery tasks (HMAC-SHA256); sign with the first, accept any. Empty: off."

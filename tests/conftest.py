@@ -18,13 +18,14 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mailqueue.queue.embedded import embedded_status, stop_embedded_redis
+from mailqueue.queue.embedded import default_data_dir, embedded_status, stop_embedded_redis
 
 pytest_plugins = [
     "tests.fixtures.redis",
@@ -37,11 +38,25 @@ PROJECT_DATA_DIR = Path(__file__).resolve().parent.parent / "var" / "mailqueue"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_embedded_redis_left_in_the_project() -> Iterator[None]:
-    """Tests configure their broker; one that falls back to the embedded Redis in the project's
-    folder would leave a daemon running after the session. Stop it, and say which run did it."""
-    running_before = embedded_status(str(PROJECT_DATA_DIR)).url is not None
-    yield
-    if not running_before and embedded_status(str(PROJECT_DATA_DIR)).url is not None:
-        stop_embedded_redis(str(PROJECT_DATA_DIR))
-        warnings.warn(f"a test started the embedded Redis in {PROJECT_DATA_DIR}; it was stopped", stacklevel=1)
+def no_embedded_redis_left_in_the_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests configure their broker; one that falls back to the embedded Redis would leave a
+    daemon running after the session. Stop it, and say which run did it.
+
+    The default data folder is per user (``$XDG_DATA_HOME/mailqueue``): the session points
+    XDG_DATA_HOME at a temporary folder, inherited by every subprocess, so that no test ever
+    touches the real user's data."""
+    previous = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
+    folders = [PROJECT_DATA_DIR, default_data_dir()]
+    running_before = {folder: embedded_status(str(folder)).url is not None for folder in folders}
+    try:
+        yield
+    finally:
+        for folder in folders:
+            if not running_before[folder] and embedded_status(str(folder)).url is not None:
+                stop_embedded_redis(str(folder))
+                warnings.warn(f"a test started the embedded Redis in {folder}; it was stopped", stacklevel=1)
+        if previous is None:
+            os.environ.pop("XDG_DATA_HOME", None)
+        else:
+            os.environ["XDG_DATA_HOME"] = previous

