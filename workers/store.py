@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import functools
 import socket
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
 
 from mailqueue.conf import settings
-from mailqueue.queue import keys
+from mailqueue.queue import keys, measures
 from mailqueue.queue.broker import broker_url
 from workers.deadletters import DeadLetters
 from workers.deferral import Deferrals
@@ -56,12 +58,21 @@ class Stores:
             hostname=hostname or socket.gethostname(),
         )
 
-    def count(self, **increments: int) -> None:
-        """Add to the running totals that `mailqueue stats` shows."""
+    def count(self, latencies: Sequence[float] = (), /, **increments: int) -> None:
+        """Add to the running totals that `mailqueue stats` and `mailqueue metrics` show.
+
+        ``latencies`` are seconds from enqueue to acceptance, one per accepted recipient; they
+        go into the latency histogram in the same pipeline (one round trip per round).
+        """
         increments = {name: amount for name, amount in increments.items() if amount}
-        if not increments:
+        if not increments and not latencies:
             return
         with self.client.pipeline(transaction=False) as pipe:
             for name, amount in increments.items():
                 pipe.hincrby(keys.stats_key(), name, amount)
+            if latencies:
+                for bucket, amount in Counter(measures.bucket_for(seconds) for seconds in latencies).items():
+                    pipe.hincrby(keys.latency_key(), bucket, amount)
+                pipe.hincrby(keys.latency_key(), measures.COUNT_FIELD, len(latencies))
+                pipe.hincrbyfloat(keys.latency_key(), measures.SUM_FIELD, sum(latencies))
             pipe.execute()

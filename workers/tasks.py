@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from mailqueue.conf import settings
 from mailqueue.exceptions import ImproperlyConfigured, UnsupportedPayload
 from mailqueue.outcomes import RecipientOutcome, Status
+from mailqueue.queue import measures
 from mailqueue.queue.envelope import DELIVER_TASK, Envelope
 from mailqueue.queue.signing import configured_keys
 from workers import authenticity, session
@@ -82,6 +83,7 @@ class DeliveryRound:
         self.envelopes: dict[str, Envelope] = {}
         self.settled: set[str] = set()
         self.counts: Counter[str] = Counter()  # stats to add, written once per round
+        self.latencies: list[float] = []  # enqueue-to-acceptance seconds, written with the counts
         self.already: dict[str, set[str]] = {}
         # Stay well inside the visibility timeout, or Redis hands this task to a second worker.
         self.deadline = time.monotonic() + settings.MAILQUEUE_VISIBILITY_TIMEOUT / 2
@@ -138,12 +140,15 @@ class DeliveryRound:
         if not todo:
             return []
         outcomes = session.current().send(envelope.with_recipients(todo))
+        accepted_at = time.time()
         accepted = [outcome.recipient for outcome in outcomes if outcome.accepted]
         # Held in memory until the ledger has it: a Redis blink must not make this task run again first.
         retry_redis(lambda: self.stores.ledger.record(message_id, accepted), what=f"record {message_id} in the ledger")
         answered = {outcome.recipient for outcome in outcomes}
         outcomes += [RecipientOutcome(r, Status.TRANSIENT, None, "no outcome reported by the backend")
                      for r in todo if r not in answered]
+        self.counts.update(measures.reply_field(outcome.code) for outcome in outcomes)
+        self.latencies += [measures.observation(accepted_at - envelope.enqueued_at)] * len(accepted)
         for outcome in outcomes:
             record_outcome(self.report, message_id, outcome)
         self._log_outcomes(message_id, outcomes)
@@ -233,7 +238,7 @@ class DeliveryRound:
         """Park the pending recipients until the retry is due, and end this round."""
         due = time.time() + delay
         tally(self.report)["next_attempt_at"] = due
-        self.counts["retries"] += 1
+        self.counts.update(retries=1, deferred=len(payloads))  # one retry round, its messages
         self.flush_counts()
         task.update_state(state=DEFERRED, meta=self.report)
         entry = DeferredTask(task_id=self.task_id, payloads=payloads, attempt=self.attempt, report=self.report, due=due)
@@ -243,9 +248,9 @@ class DeliveryRound:
         raise Ignore()
 
     def flush_counts(self) -> None:
-        counts = self.counts
-        retry_redis(lambda: self.stores.count(**counts), what="add to the totals")
-        self.counts = Counter()
+        counts, latencies = self.counts, self.latencies
+        retry_redis(lambda: self.stores.count(latencies, **counts), what="add to the totals")
+        self.counts, self.latencies = Counter(), []
 
     def finish(self) -> Report:
         self.flush_counts()

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from mailqueue import __version__
-from mailqueue.cli import dead, demo, devserver, embedded, send, settings, stats, status, worker
+from mailqueue.cli import dead, demo, devserver, embedded, metrics, send, settings, stats, status, worker
 from mailqueue.cli.base import CommandParser, describe_error, fail
 
-COMMANDS = (worker, send, status, stats, dead, devserver, demo, embedded, settings)
+COMMANDS = (worker, send, status, stats, metrics, dead, devserver, demo, embedded, settings)
 
 
 def build_parser() -> CommandParser:

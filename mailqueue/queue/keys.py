@@ -88,6 +88,11 @@ def stats_key() -> str:
     return key_for("stats")
 
 
+def latency_key() -> str:
+    """Hash: delivery latency per bucket (``mailqueue.queue.measures``), plus its sum and count."""
+    return key_for("stats", "latency")
+
+
 # --- keys owned by Celery and kombu --------------------------------------------------------------
 
 

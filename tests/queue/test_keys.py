@@ -12,7 +12,7 @@ def test_mailqueue_keys_start_with_the_prefix() -> None:
     with override_settings(MAILQUEUE_KEY_PREFIX="acme"):
         built = [keys.ledger_key("<m@x>"), keys.deferred_schedule_key(), keys.deferred_entries_key(),
                  keys.deferred_claims_key(), keys.deferred_claim_times_key(), keys.dead_letters_key(),
-                 keys.dead_letter_index_key(), keys.stats_key()]
+                 keys.dead_letter_index_key(), keys.stats_key(), keys.latency_key()]
     assert all(key.startswith("acme:") for key in built)
     assert len(set(built)) == len(built)
 

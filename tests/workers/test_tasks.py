@@ -252,7 +252,10 @@ def test_totals_are_counted_for_stats(
     send_batch(celery_app, payloads).get(timeout=TIMEOUT)
 
     totals = {k.decode(): int(v) for k, v in redis_client.hgetall(keys.stats_key()).items()}
-    assert totals == {"sent": 1, "failed": 1, "dead_lettered": 1, "retries": 1}
+    assert totals == {"sent": 1, "failed": 1, "dead_lettered": 1, "retries": 1, "deferred": 1,
+                      "smtp_2xx": 1, "smtp_4xx": 1, "smtp_5xx": 1}  # replies: one per recipient and attempt
+    latency = {k.decode(): float(v) for k, v in redis_client.hgetall(keys.latency_key()).items()}
+    assert latency["count"] == 1 and latency["sum"] > 0  # the one acceptance, for mailqueue metrics
 
 
 def test_payload_recipients_are_the_envelope_the_server_sees(
