@@ -98,12 +98,15 @@ class BrokerCollector(Collector):
     def _latency(self) -> HistogramMetricFamily:
         raw = brokerstate.reply(self.client.hgetall(keys.latency_key()))
         fields = {name.decode(): value.decode() for name, value in raw.items()}
-        counts = {name: int(value) for name, value in fields.items()
-                  if name not in (measures.SUM_FIELD, measures.COUNT_FIELD)}
+        counts = {name: int(value) for name, value in fields.items() if value.lstrip("-").isdigit()}
+        try:
+            total = float(fields.get(measures.SUM_FIELD, 0))
+        except ValueError:  # not the workers' writing; the buckets still say what they can
+            total = float("nan")
         return HistogramMetricFamily(
             "mailqueue_delivery_latency_seconds",
             "Seconds from enqueue to the SMTP server's acceptance, one observation per accepted recipient.",
-            buckets=measures.cumulative_buckets(counts), sum_value=float(fields.get(measures.SUM_FIELD, 0)),
+            buckets=measures.cumulative_buckets(counts), sum_value=total,
         )
 
     def _gauges(self) -> Iterator[Metric]:

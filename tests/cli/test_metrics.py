@@ -16,6 +16,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailqueue.devserver import free_port
+from mailqueue.queue import keys
 from tests.cli.conftest import MAILQUEUE, CLIWorker, Run, assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,6 +131,24 @@ def test_a_scrape_with_the_broker_down_answers_broker_up_0(
         samples = scrape(url)
         assert value(samples, "mailqueue_broker_up") == 0
         assert ("mailqueue_delivered_total", ()) not in samples  # missing, not a false zero
+
+
+@pytest.mark.faults
+@pytest.mark.timeout(30)
+def test_the_broker_dying_and_coming_back_under_a_running_exporter(
+    fleet_env: dict[str, str], metrics: Callable[..., str], own_redis: Any
+) -> None:
+    broker = own_redis()
+    broker.client().hset(keys.stats_key(), mapping={"sent": 7, "smtp_2xx": 7})
+    url = metrics(env={**fleet_env, "MAILQUEUE_BROKER_URL": broker.url})
+    assert (value(scrape(url), "mailqueue_broker_up"), value(scrape(url), "mailqueue_delivered_total")) == (1, 7)
+    broker.kill()
+    started = time.monotonic()
+    assert value(scrape(url), "mailqueue_broker_up") == 0
+    assert time.monotonic() - started < 10  # answered within a scrape_timeout, not hung on Redis
+    broker.start()  # the data are gone (no persistence): the counters restart from zero, as Prometheus expects
+    samples = scrape(url)
+    assert (value(samples, "mailqueue_broker_up"), value(samples, "mailqueue_delivered_total")) == (1, 0)
 
 
 @pytest.mark.timeout(30)
