@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import socket
@@ -34,6 +35,8 @@ import redis
 
 from mailqueue.conf import settings
 from mailqueue.exceptions import BrokerUnavailable, ImproperlyConfigured
+
+logger = logging.getLogger(__name__)
 
 PORT_FILE = "redis.port"
 PID_FILE = "redis.pid"
@@ -113,9 +116,30 @@ def ensure_embedded_redis(data_dir: str | None = None) -> str:
     with _locked(folder):
         url = _running_url(folder)
         if url is None:
+            _warn_if_a_default_server_runs(folder)
             url = _start(folder)
     _known_urls[folder] = (url, time.monotonic())
     return url
+
+
+def _warn_if_a_default_server_runs(folder: Path) -> None:
+    """A second server is a second queue: say so when this user's default one already runs."""
+    try:
+        default = default_data_dir()
+    except ImproperlyConfigured:
+        return
+    if default == folder or not default.is_dir():
+        return
+    try:
+        other = _running_url(default)
+    except BrokerUnavailable:  # alive but silent: not ours to judge here
+        return
+    if other is not None:
+        logger.warning(
+            "Starting a second embedded Redis in %s, while this user's default one runs in %s (%s): mail "
+            "sent to one waits for workers of that one only. Unset MAILQUEUE_DATA_DIR to share the default.",
+            folder, default, other,
+        )
 
 
 def stop_embedded_redis(data_dir: str | None = None) -> bool:

@@ -66,5 +66,12 @@ def test_with_nothing_configured_every_folder_reaches_the_same_server(cli_env: d
                                 cwd=tmp_path, timeout=30)
         assert f"data folder: {per_user.resolve()}" in status.stdout
         assert status.returncode == 0
+        second = subprocess.run([MAILQUEUE, "embedded", "start", "--data-dir", "var/other"], capture_output=True,
+                                text=True, env=env, cwd=tmp_path, timeout=30)
+        assert second.returncode == 0, second.stderr
+        assert "Starting a second embedded Redis" in second.stderr  # said, not silent
+        assert str(per_user.resolve()) in second.stderr
     finally:
-        subprocess.run([MAILQUEUE, "embedded", "stop"], env=env, cwd=tmp_path, timeout=30, capture_output=True)
+        for where in ([], ["--data-dir", "var/other"]):
+            subprocess.run([MAILQUEUE, "embedded", "stop", *where], env=env, cwd=tmp_path, timeout=30,
+                           capture_output=True)

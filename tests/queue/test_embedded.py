@@ -216,3 +216,32 @@ def test_a_server_slow_to_answer_is_waited_for_not_duplicated(
     finally:
         resume.join()
     assert run_id(url) == first_run
+
+
+def test_a_second_server_beside_the_default_one_is_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    default = str(tmp_path / "xdg" / "mailqueue")
+    other = str(tmp_path / "project" / "var" / "mailqueue")
+    try:
+        with caplog.at_level("WARNING", logger="mailqueue.queue.embedded"):
+            ensure_embedded_redis(default)
+            assert not caplog.records  # the first one, and the default: nothing to say
+            ensure_embedded_redis(other)
+        assert len(caplog.records) == 1
+        message = caplog.records[0].getMessage()
+        assert "second embedded Redis" in message and other in message and default in message
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="mailqueue.queue.embedded"):
+            ensure_embedded_redis(other)  # already running: reused, no new warning
+        assert not caplog.records
+    finally:
+        stop_embedded_redis(other)
+        stop_embedded_redis(default)
+
+
+def test_no_warning_without_a_default_server(data_dir: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="mailqueue.queue.embedded"):
+        ensure_embedded_redis(data_dir)
+    assert not caplog.records
