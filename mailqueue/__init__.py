@@ -33,6 +33,7 @@ _LAZY = {
     "MessageTooLarge": "mailqueue.exceptions",
     "BrokerUnavailable": "mailqueue.exceptions",
     "DeliveryTimeout": "mailqueue.exceptions",
+    "DeliveryFailed": "mailqueue.exceptions",
     "UnsupportedPayload": "mailqueue.exceptions",
     "Delivery": "mailqueue.queue.delivery",
     "settings": "mailqueue.conf",

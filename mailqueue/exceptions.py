@@ -6,6 +6,8 @@ Built-in bases are added where they fit, so callers can catch ``ValueError`` or
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MailQueueError(Exception):
     """Root of every error mailqueue raises on purpose."""
@@ -40,6 +42,24 @@ class BrokerFull(BrokerUnavailable):
 
 class DeliveryTimeout(MailQueueError, TimeoutError):
     """``Delivery.get(timeout=...)`` gave up before the final report arrived."""
+
+
+class DeliveryFailed(MailQueueError):
+    """A delivery task ended with messages that failed for good (they are dead letters).
+
+    The workers end such a task with this error, so that Flower and ``celery events`` show it
+    as failed; ``report`` is the whole delivery report all the same, and ``Delivery.get()``
+    returns it instead of raising. It travels through the result backend as JSON (the report
+    is its only argument).
+    """
+
+    def __init__(self, report: dict[str, Any] | None = None, *args: object) -> None:
+        super().__init__(report, *args)
+        self.report: dict[str, Any] = report if isinstance(report, dict) else {}
+
+    def __str__(self) -> str:
+        failed, total = self.report.get("failed", "?"), len(self.report.get("messages") or {})
+        return f"{failed} of {total} message(s) failed for good and were dead-lettered (see the report)"
 
 
 class UnknownDelivery(MailQueueError, LookupError):

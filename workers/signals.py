@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from types import FrameType
 from typing import Any
 
@@ -56,6 +57,8 @@ class DeferredExit:
             _shutdown_cleanup(signal.SIGTERM, frame)
 
     def started(self, **kwargs: Any) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # a threads or embedded worker: signals belong to the process, not to a task
         self.busy = True
         if signal.getsignal(signal.SIGTERM) != self.on_sigterm:
             signal.signal(signal.SIGTERM, self.on_sigterm)

@@ -31,7 +31,7 @@ from celery.exceptions import Ignore, Reject
 from redis.exceptions import RedisError
 
 from mailqueue.conf import settings
-from mailqueue.exceptions import ImproperlyConfigured, UnsupportedPayload
+from mailqueue.exceptions import DeliveryFailed, ImproperlyConfigured, UnsupportedPayload
 from mailqueue.outcomes import RecipientOutcome, Status
 from mailqueue.queue import measures
 from mailqueue.queue.envelope import DELIVER_TASK, Envelope
@@ -60,6 +60,7 @@ from workers.store import Stores
 logger = logging.getLogger(__name__)
 
 DEFERRED = "DEFERRED"  # task state while a round waits in the deferred set
+RESULT_REPR_MAXSIZE = 64 * 1024  # Celery's default (1 KiB) cuts a report off after a few recipients
 # A lost connection gets one fresh try (by the session); after that the rest of the batch waits.
 MAX_LOST_CONNECTIONS = 2
 # A signed task with arguments beyond (payloads, attempt, report): someone added them.
@@ -309,15 +310,23 @@ def deliver(self: Task, /, *args: Any, **kwargs: Any) -> Report:
         except Exception as error:
             logger.exception("Delivery task %s crashed; dead-lettering its unsettled messages", task_id)
             delivery.dead_letter_unsettled(error, traceback.format_exc())
-        return delivery.finish()
+        report = delivery.finish()
     except RedisError as error:
         # Redis stayed away longer than workers.durable's budget: nothing more can be recorded,
         # so hand the task back (should the hand-back fail too, workers.redelivery makes it
         # once Redis answers). Acceptances already recorded are never sent again.
         logger.error("Delivery task %s: Redis unavailable (%s); requeueing the task", task_id, error)
         raise Reject(error, requeue=True) from error
+    if report.get("failed"):  # shown as failed in Flower and `celery events`; the report goes with it
+        raise DeliveryFailed(report)
+    return report
 
 
 def register(app: Celery) -> None:
-    """Attach the delivery task to a Celery app, under the name producers send."""
-    app.task(name=DELIVER_TASK, bind=True, shared=False)(deliver)
+    """Attach the delivery task to a Celery app, under the name producers send.
+
+    DeliveryFailed is an expected end (logged without a traceback); a result's repr is kept
+    long enough for an operator to read its recipients in Flower.
+    """
+    app.task(name=DELIVER_TASK, bind=True, shared=False, throws=(DeliveryFailed,),
+             resultrepr_maxsize=RESULT_REPR_MAXSIZE)(deliver)

@@ -36,7 +36,7 @@ def task_status(task_id: str) -> dict[str, Any]:
     from celery.result import AsyncResult
 
     from mailqueue.cli.brokerstate import broker_client, locate
-    from mailqueue.exceptions import UnknownDelivery
+    from mailqueue.exceptions import DeliveryFailed, UnknownDelivery
     from mailqueue.queue.delivery import result_reader
 
     result = AsyncResult(task_id, app=result_reader())
@@ -44,6 +44,8 @@ def task_status(task_id: str) -> dict[str, Any]:
     status: dict[str, Any] = {"task_id": task_id, "state": state, "location": None, "report": None, "error": None}
     if isinstance(info, dict):
         status["report"] = info
+    elif isinstance(info, DeliveryFailed):  # finished, with mail that failed for good
+        status["report"] = info.report
     elif isinstance(info, BaseException):
         status["error"] = f"{type(info).__name__}: {info}"
     if state == "PENDING":  # Celery's word for "no result stored": queued, in flight or unknown
@@ -61,7 +63,7 @@ def headline(status: dict[str, Any]) -> str:
     task_id, state, report = status["task_id"], status["state"], status["report"]
     if status["location"]:
         return f"Task {task_id}: {LOCATIONS[status['location']]}"
-    if state == "SUCCESS" and report is not None:
+    if state in ("SUCCESS", "FAILURE") and report is not None:
         outcome = "delivered" if not report.get("failed") else "finished with failures"
         return f"Task {task_id}: {outcome}"
     if state == "DEFERRED":

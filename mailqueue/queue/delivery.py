@@ -24,7 +24,13 @@ from celery import Celery, states
 from celery.result import AsyncResult
 
 from mailqueue.conf import settings
-from mailqueue.exceptions import BrokerUnavailable, DeliveryTimeout, MailQueueError, UnknownDelivery
+from mailqueue.exceptions import (
+    BrokerUnavailable,
+    DeliveryFailed,
+    DeliveryTimeout,
+    MailQueueError,
+    UnknownDelivery,
+)
 from mailqueue.queue.broker import redacted, result_backend_url, shared_celery_config
 
 __all__ = ["Delivery", "close_result_readers"]
@@ -58,12 +64,15 @@ class Delivery:
         """Wait for the final delivery report (the whole batch's) and return it.
 
         Raises DeliveryTimeout if ``timeout`` seconds pass first; an error the task itself
-        raised is re-raised here.
+        raised is re-raised here. A task whose mail failed for good ends in state FAILURE
+        (so monitoring shows it), and this still returns its report.
         """
         result = self._result()
         with _translated_errors(result):
             try:
                 report = result.get(timeout=timeout, propagate=True)
+            except DeliveryFailed as failed:  # some mail failed for good: still the full report
+                report = failed.report
             except celery.exceptions.TimeoutError:
                 raise DeliveryTimeout(
                     f"No final delivery report for task {self.task_id} after {timeout} seconds "

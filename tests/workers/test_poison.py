@@ -24,7 +24,7 @@ from mailqueue.conf import override_settings, settings
 from mailqueue.queue.broker import shared_celery_config
 from mailqueue.queue.envelope import DELIVER_TASK
 from mailqueue.queue.signing import signature_headers
-from tests.fixtures.celery import delivered_pairs, make_payload
+from tests.fixtures.celery import delivered_pairs, final_report, make_payload
 from tests.fixtures.smtp import SMTPTestServer
 from workers.deadletters import DeadLetter, DeadLetters
 from workers.quarantine import Quarantine
@@ -48,7 +48,7 @@ def send(app: Celery, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Send a delivery task with exactly these arguments; returns the report the worker stored."""
     result = app.send_task(DELIVER_TASK, args=list(args), kwargs=kwargs, task_id=str(uuid.uuid4()),
                            queue=settings.MAILQUEUE_QUEUE)
-    report: dict[str, Any] = result.get(timeout=TIMEOUT)
+    report: dict[str, Any] = final_report(result, timeout=TIMEOUT)
     return report
 
 
@@ -192,7 +192,7 @@ def test_arguments_that_are_a_dict_are_dead_lettered_with_the_mail_they_carry(
     payload = make_payload(to=["customer@example.com"])
     task_id = publish_raw(redis_url, [{"payloads": [payload]}, {}, {}])  # Celery would pass the dict's keys
 
-    report = celery_app.AsyncResult(task_id).get(timeout=TIMEOUT)
+    report = final_report(celery_app.AsyncResult(task_id), timeout=TIMEOUT)
 
     [letter] = letters(redis_client)
     assert letter.payload == {"payloads": [payload]} and "must be a list" in letter.error["reply"]
@@ -208,7 +208,7 @@ def test_arguments_added_to_a_signed_task_are_quarantined_and_its_signed_mail_de
         headers = signature_headers(task_id, [genuine])  # what the producer signed
         result = forger.send_task(DELIVER_TASK, args=[[genuine]], kwargs={"extra": [forged]}, task_id=task_id,
                                   queue=settings.MAILQUEUE_QUEUE, headers=headers)
-        report = result.get(timeout=TIMEOUT)
+        report = final_report(result, timeout=TIMEOUT)
 
     assert delivered_pairs(smtp_server) == expected_pairs(genuine)
     assert report["sent"] == 1 and letters(redis_client) == []  # never a dead letter an operator might requeue

@@ -14,7 +14,7 @@ from celery.result import AsyncResult
 from mailqueue.conf import override_settings
 from mailqueue.queue import keys
 from mailqueue.queue.envelope import Envelope
-from tests.fixtures.celery import delivered_pairs, make_payload, send_batch
+from tests.fixtures.celery import delivered_pairs, final_report, make_payload, send_batch
 from tests.fixtures.smtp import SMTPTestServer
 from workers.deadletters import DeadLetters
 from workers.report import LEDGER_REPLY
@@ -46,7 +46,7 @@ def test_bulk_send_delivers_each_message_exactly_once_over_one_connection(
 ) -> None:
     batches = [[make_payload(to=[f"user{b}-{i}@example.com"]) for i in range(50)] for b in range(6)]
     results = [send_batch(celery_app, batch) for batch in batches]
-    reports = [result.get(timeout=60) for result in results]
+    reports = [final_report(result, timeout=60) for result in results]
 
     assert [report["sent"] for report in reports] == [50] * 6
     pairs = delivered_pairs(smtp_server)
@@ -61,7 +61,7 @@ def test_transient_recipient_is_delivered_after_retries_which_are_counted(
     smtp_server.fail_recipient("later@example.com", 451, "4.2.0 Mailbox busy", times=2)
     payload = make_payload(to=["later@example.com"])
 
-    report = send_batch(celery_app, [payload]).get(timeout=TIMEOUT)
+    report = final_report(send_batch(celery_app, [payload]), timeout=TIMEOUT)
 
     assert (report["sent"], report["failed"], report["retries"]) == (1, 0, 2)
     assert message_report(report, payload)["attempts"] == 3
@@ -76,7 +76,7 @@ def test_permanent_failure_fails_at_once_without_retry_and_is_dead_lettered(
     smtp_server.fail_recipient("nobody@example.com", 550, "5.1.1 No such user")
     payload = make_payload(to=["nobody@example.com"])
 
-    report = send_batch(celery_app, [payload]).get(timeout=TIMEOUT)
+    report = final_report(send_batch(celery_app, [payload]), timeout=TIMEOUT)
 
     assert (report["sent"], report["failed"], report["retries"]) == (0, 1, 0)
     entry = message_report(report, payload)
@@ -96,7 +96,7 @@ def test_mixed_recipients_accepted_ones_are_not_sent_again_on_retry(
     smtp_server.fail_recipient("gone@example.com", 550, "5.1.1 Gone")
     payload = make_payload(to=["ok@example.com", "busy@example.com", "gone@example.com"])
 
-    report = send_batch(celery_app, [payload]).get(timeout=TIMEOUT)
+    report = final_report(send_batch(celery_app, [payload]), timeout=TIMEOUT)
 
     assert [received.rcpt_tos for received in smtp_server.messages] == [["ok@example.com"], ["busy@example.com"]]
     entry = message_report(report, payload)
@@ -113,7 +113,7 @@ def test_out_of_retries_fails_with_the_last_error_and_is_dead_lettered(
     payload = make_payload(to=["full@example.com"])
 
     with override_settings(MAILQUEUE_MAX_RETRIES=2):
-        report = send_batch(celery_app, [payload]).get(timeout=TIMEOUT)
+        report = final_report(send_batch(celery_app, [payload]), timeout=TIMEOUT)
 
     entry = message_report(report, payload)
     assert (report["failed"], report["retries"], entry["attempts"]) == (1, 2, 3)
@@ -133,7 +133,7 @@ def test_a_deferred_round_shows_state_deferred_with_the_partial_report(
         result = send_batch(celery_app, [payload])
         wait_for_state(result, DEFERRED)
         partial = result.info
-        report = result.get(timeout=TIMEOUT)
+        report = final_report(result, timeout=TIMEOUT)
 
     recipients = message_report(partial, payload)["recipients"]
     assert recipients["fast@example.com"]["status"] == "accepted"
@@ -153,7 +153,7 @@ def test_mail_is_delivered_when_the_smtp_server_comes_back(
         wait_for_state(result, DEFERRED)
         time.sleep(0.5)  # a few more failed rounds while the server is down
         smtp_server.start()
-        report = result.get(timeout=TIMEOUT)
+        report = final_report(result, timeout=TIMEOUT)
 
     assert report["sent"] == 3 and report["retries"] >= 1
     assert set(delivered_pairs(smtp_server).values()) == {1} and len(smtp_server.messages) == 3
@@ -182,7 +182,7 @@ def test_a_long_batch_stops_at_half_the_visibility_timeout_and_defers_the_rest(
         result = send_batch(celery_app, payloads)
         wait_for_state(result, DEFERRED)
         partial = result.info
-        report = result.get(timeout=TIMEOUT)
+        report = final_report(result, timeout=TIMEOUT)
 
     postponed = [p for p in payloads if "visibility timeout" in
                  message_report(partial, p)["recipients"][p["recipients"][0]]["reply"]]
@@ -193,9 +193,9 @@ def test_a_long_batch_stops_at_half_the_visibility_timeout_and_defers_the_rest(
 
 def test_ledger_stops_a_second_run_from_sending_again(celery_app: Celery, smtp_server: SMTPTestServer) -> None:
     payload = make_payload(to=["once@example.com"])
-    send_batch(celery_app, [payload]).get(timeout=TIMEOUT)
+    final_report(send_batch(celery_app, [payload]), timeout=TIMEOUT)
 
-    again = send_batch(celery_app, [payload]).get(timeout=TIMEOUT)
+    again = final_report(send_batch(celery_app, [payload]), timeout=TIMEOUT)
 
     assert len(smtp_server.messages) == 1
     assert message_report(again, payload)["recipients"]["once@example.com"]["reply"] == LEDGER_REPLY
@@ -208,7 +208,7 @@ def test_one_message_id_twice_in_a_batch_is_one_delivery_to_all_recipients(
     payload = make_payload(to=["a@example.com", "b@example.com"])
     again = {**payload, "recipients": ["b@example.com", "c@example.com"]}
 
-    report = send_batch(celery_app, [payload, again]).get(timeout=TIMEOUT)
+    report = final_report(send_batch(celery_app, [payload, again]), timeout=TIMEOUT)
 
     assert [received.rcpt_tos for received in smtp_server.messages] == [["a@example.com", "b@example.com",
                                                                          "c@example.com"]]
@@ -221,7 +221,7 @@ def test_unreadable_payload_is_dead_lettered_and_the_rest_delivered(
     good = make_payload()
     bad = {"v": 99, "message_id": "<bad@example.com>"}
 
-    report = send_batch(celery_app, [bad, good]).get(timeout=TIMEOUT)
+    report = final_report(send_batch(celery_app, [bad, good]), timeout=TIMEOUT)
 
     assert (report["sent"], report["failed"]) == (1, 1)
     letter = DeadLetters(redis_client).get(report["messages"]["<bad@example.com>"]["dead_letter"])
@@ -234,7 +234,7 @@ def test_a_crashing_task_dead_letters_its_messages_with_the_traceback(
     payloads = [make_payload(to=["a@example.com"]), make_payload(to=["b@example.com"])]
     # The worker thread builds its backend at its first send, under this setting.
     with override_settings(MAILQUEUE_DELIVERY_BACKEND="tests.workers.backends.ExplodingBackend"):
-        report = send_batch(celery_app, payloads).get(timeout=TIMEOUT)
+        report = final_report(send_batch(celery_app, payloads), timeout=TIMEOUT)
 
     assert report["failed"] == 2
     letters = DeadLetters(redis_client).list()
@@ -249,7 +249,7 @@ def test_totals_are_counted_for_stats(
     smtp_server.fail_recipient("busy@example.com", 451, "4.2.0 Busy", times=1)
     payloads = [make_payload(to=["gone@example.com"]), make_payload(to=["busy@example.com"])]
 
-    send_batch(celery_app, payloads).get(timeout=TIMEOUT)
+    final_report(send_batch(celery_app, payloads), timeout=TIMEOUT)
 
     totals = {k.decode(): int(v) for k, v in redis_client.hgetall(keys.stats_key()).items()}
     assert totals == {"sent": 1, "failed": 1, "dead_lettered": 1, "retries": 1, "deferred": 1,
@@ -263,7 +263,7 @@ def test_payload_recipients_are_the_envelope_the_server_sees(
 ) -> None:
     payload = make_payload(to=["to@example.com"], from_email="Sender <bounce@example.com>")
 
-    send_batch(celery_app, [payload]).get(timeout=TIMEOUT)
+    final_report(send_batch(celery_app, [payload]), timeout=TIMEOUT)
 
     received = smtp_server.messages[0]
     assert received.mail_from == "bounce@example.com"
