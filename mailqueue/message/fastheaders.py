@@ -155,6 +155,10 @@ def addresses(name: str, value: str) -> bytes | None:
     mailboxes = parse_mailboxes(value)
     if not mailboxes:
         return None
+    if all(mailbox.domain.isascii() for mailbox in mailboxes) and value != _as_written(mailboxes):
+        # The email package keeps the value's own spacing and angle brackets unless it
+        # rewrites the header for IDNA domains: only the canonical spelling is ours to write.
+        return None
     pieces: list[str] = []
     for mailbox in mailboxes:
         text = _mailbox_text(mailbox)
@@ -171,6 +175,13 @@ def message_id(name: str, value: str) -> bytes | None:
     if not MESSAGE_ID.fullmatch(value):
         return None
     return fold(name, [value])
+
+
+def _as_written(mailboxes: list[Mailbox]) -> str:
+    """The list in its canonical spelling: ``a@b, Name <c@d>``, before any encoding."""
+    return ", ".join(
+        f"{m.local}@{m.domain}" if m.display is None else f"{m.display} <{m.local}@{m.domain}>" for m in mailboxes
+    )
 
 
 def _mailbox_text(mailbox: Mailbox) -> str | None:
