@@ -350,7 +350,8 @@ def test_message_ids_of_any_length_are_written_as_the_email_package_writes_them(
 # The email package keeps an address list's own spelling (spacing, angle brackets) unless
 # IDNA domains make it rewrite the header; found by the generated cases above.
 @pytest.mark.parametrize("cc", [
-    ["a@example.com", "<b@example.com>"], ["a@example.com", "  b@example.com"], ["a@example.com", " Ann <b@example.com>"],
+    ["a@example.com", "<b@example.com>"], ["a@example.com", "  b@example.com"],
+    ["a@example.com", " Ann <b@example.com>"],
     ["a@example.com", "Ann  <b@example.com>"], ["Ann<b@example.com>"], ["<b@example.com>"],
     ["a@example.com,b@example.com"], ["a@example.com,  b@example.com"], ['"Ann"  <b@example.com>'],
     ["Änn  <a@example.com>", "b@example.com"], ["a@bücher.de", "  Ann <b@example.com>"],
