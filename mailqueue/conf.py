@@ -38,6 +38,11 @@ def parse_env_value(name: str, raw: str, setting: Setting) -> Any:
             if lowered in _TRUE | _FALSE:
                 return lowered in _TRUE
             raise ValueError("expected one of true/false, 1/0, yes/no, on/off")
+        if kind is dict:
+            value = json.loads(raw)
+            if not isinstance(value, dict):
+                raise ValueError("expected a JSON object")
+            return value
         if kind is list:
             if raw.lstrip().startswith("["):
                 value = json.loads(raw)
@@ -78,6 +83,19 @@ class Settings:
         if source is not None and hasattr(source, name):
             return getattr(source, name)
         return setting.default
+
+    def is_set(self, name: str) -> bool:
+        """True if ``name`` comes from somewhere other than its default (an override, the
+        environment, the settings module or Django's settings): Django's ``is_overridden``."""
+        if any(name in layer for layer in self._overrides) or name in os.environ:
+            return True
+        source = self._source if self._source is not None else self.settings_module()
+        if source is None:
+            return False
+        is_overridden = getattr(source, "is_overridden", None)
+        if callable(is_overridden):  # django.conf.settings: its defaults are not "set"
+            return hasattr(source, name) and bool(is_overridden(name))
+        return hasattr(source, name)
 
     def settings_module(self) -> ModuleType | None:
         path = os.environ.get(SETTINGS_MODULE_VARIABLE)

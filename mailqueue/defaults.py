@@ -20,6 +20,10 @@ class Setting:
 
 SETTINGS: dict[str, Setting] = {
     # --- Django's email settings, with Django's defaults -------------------------------
+    "MAILERS": Setting(
+        None, dict, "Named mailers: {alias: {'BACKEND': dotted path, 'OPTIONS': {...}}}, as in Django 6.1; "
+        "JSON in the environment. None: mailers.default is EMAIL_BACKEND configured from EMAIL_*."
+    ),
     "EMAIL_BACKEND": Setting(
         "mailqueue.backends.smtp.EmailBackend", str, "Dotted path of the backend that send_mail() and friends use."
     ),

@@ -68,3 +68,21 @@ class UnknownDelivery(MailQueueError, LookupError):
 
 class UnsupportedPayload(MailQueueError, ValueError):
     """A task payload is not in a wire-format version this code understands."""
+
+
+class InvalidMailer(ImproperlyConfigured):
+    """A MAILERS entry is misconfigured (unknown BACKEND, unknown or missing OPTIONS)."""
+
+    def __init__(self, message: str, *, alias: str | None = None) -> None:
+        if alias is not None:
+            message = f"MAILERS[{alias!r}]: {message}"
+        super().__init__(message)
+        self.alias = alias
+
+
+class MailerDoesNotExist(InvalidMailer, KeyError):
+    """No MAILERS entry has this alias."""
+
+    def __init__(self, *, alias: str) -> None:
+        super().__init__(f"The mailer '{alias}' is not configured.")
+        self.alias = alias

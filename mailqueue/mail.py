@@ -1,8 +1,9 @@
-"""The send functions of Django 6.1's ``django.core.mail``, and ``get_connection``.
+"""The send functions of Django 6.1's ``django.core.mail``, ``get_connection`` and ``mailers``.
 
-Options after the required arguments are keyword-only: this is a new library, so there is
-no deprecated positional path. Combining a ``connection`` with options that only a new
-connection could use is a TypeError, as in Django 6.1.
+``using="alias"`` picks a MAILERS entry. The older options (``connection``, ``fail_silently``,
+``auth_user``/``auth_password``, options passed by position) still work with Django 6.1's
+deprecation warnings (``mailqueue.deprecation``); combining a ``connection`` or ``using`` with
+options only a new connection could use is a TypeError, as in Django 6.1.
 """
 
 from __future__ import annotations
@@ -12,11 +13,20 @@ from typing import Any
 
 from mailqueue.backends.base import BaseEmailBackend
 from mailqueue.conf import settings
+from mailqueue.deprecation import (
+    GET_CONNECTION_WARNING,
+    deprecate_posargs,
+    legacy_recipients,
+    report_using_incompatibility,
+    warn_about_external_use,
+    warn_about_send_options,
+)
 from mailqueue.exceptions import ImproperlyConfigured
 from mailqueue.loading import import_string
+from mailqueue.mailers import DEFAULT_MAILER_ALIAS, mailers, warn_about_default_mailer
 from mailqueue.message import CONNECTION_WITH_FAIL_SILENTLY, EmailMessage, EmailMultiAlternatives
 
-__all__ = ["get_connection", "mail_admins", "mail_managers", "send_mail", "send_mass_mail"]
+__all__ = ["get_connection", "mail_admins", "mail_managers", "mailers", "send_mail", "send_mass_mail"]
 
 AUTH_WITH_CONNECTION = (
     "auth_user and auth_password cannot be used with a connection. "
@@ -26,19 +36,27 @@ AUTH_WITH_CONNECTION = (
 DataTuple = tuple[str, str, "str | None", Sequence[str]]
 
 
+@deprecate_posargs(["fail_silently"])
 def get_connection(
     backend: str | None = None, *, fail_silently: bool = False, **kwargs: Any
 ) -> BaseEmailBackend:
     """Return an instance of ``backend`` (a dotted path), by default EMAIL_BACKEND.
 
-    ``fail_silently`` and the other keyword arguments go to the backend's constructor.
+    Deprecated in Django 6.1 in favour of ``mailers``: with MAILERS set, it builds the
+    default mailer with ``kwargs`` as extra OPTIONS. ``fail_silently`` and the other keyword
+    arguments go to the backend's constructor.
     """
-    if backend is None:
-        backend_class = import_string(settings.EMAIL_BACKEND, setting="EMAIL_BACKEND")
-    else:
-        backend_class = import_string(backend, setting="the backend argument of get_connection()")
+    warn_about_external_use(GET_CONNECTION_WARNING, skip_frames=1)
     if fail_silently:
         kwargs["fail_silently"] = fail_silently
+    if mailers.is_configured:
+        if backend is not None:
+            raise RuntimeError("get_connection(backend, ...) is not supported with MAILERS.")
+        return mailers.create_connection(DEFAULT_MAILER_ALIAS, deprecated_options=kwargs)
+    if backend is None:
+        return mailers.legacy_default(**kwargs)
+    warn_about_default_mailer()
+    backend_class = import_string(backend, setting="the backend argument of get_connection()")
     connection: BaseEmailBackend = backend_class(**kwargs)
     return connection
 
@@ -46,11 +64,15 @@ def get_connection(
 def _connection_for(
     connection: BaseEmailBackend | None,
     *,
+    using: str | None,
     fail_silently: bool,
     auth_user: str | None = None,
     auth_password: str | None = None,
 ) -> BaseEmailBackend:
-    """The given connection, or a new default one built from the other options."""
+    """The mailer ``using``, the given connection, or a new default one built from the options."""
+    if using is not None:
+        report_using_incompatibility(connection, fail_silently, auth_user, auth_password)
+        return mailers[using]
     if connection is None:
         options: dict[str, Any] = {"fail_silently": fail_silently}
         if auth_user is not None:
@@ -65,6 +87,7 @@ def _connection_for(
     return connection
 
 
+@deprecate_posargs(["fail_silently", "auth_user", "auth_password", "connection", "html_message"])
 def send_mail(
     subject: str,
     message: str,
@@ -76,16 +99,24 @@ def send_mail(
     auth_password: str | None = None,
     connection: BaseEmailBackend | None = None,
     html_message: str | None = None,
+    using: str | None = None,
 ) -> int:
     """Send one message to everyone in ``recipient_list`` (all in To:); return 0 or 1."""
-    _check_html_message(html_message)
-    connection = _connection_for(
-        connection, fail_silently=fail_silently, auth_user=auth_user, auth_password=auth_password
+    warn_about_send_options(
+        fail_silently=fail_silently, connection=connection,
+        auth=auth_user is not None or auth_password is not None,
     )
+    _check_html_message(html_message)
+    if using is not None:  # the mailer is created by send(), only if there is someone to send to
+        report_using_incompatibility(connection, fail_silently, auth_user, auth_password)
+    else:
+        connection = _connection_for(
+            connection, using=None, fail_silently=fail_silently, auth_user=auth_user, auth_password=auth_password
+        )
     mail = EmailMultiAlternatives(subject, message, from_email, recipient_list, connection=connection)
     if html_message:
         mail.attach_alternative(html_message, "text/html")
-    return mail.send()
+    return mail.send(using=using)
 
 
 def _check_html_message(html_message: object) -> None:
@@ -94,6 +125,7 @@ def _check_html_message(html_message: object) -> None:
         raise TypeError(f'"html_message" must be a str, not {type(html_message).__name__}.')
 
 
+@deprecate_posargs(["fail_silently", "auth_user", "auth_password", "connection"])
 def send_mass_mail(
     datatuple: Iterable[DataTuple],
     *,
@@ -101,11 +133,16 @@ def send_mass_mail(
     auth_user: str | None = None,
     auth_password: str | None = None,
     connection: BaseEmailBackend | None = None,
+    using: str | None = None,
 ) -> int:
     """Send one message per ``(subject, message, from_email, recipient_list)`` over one
     connection; return how many were sent."""
+    warn_about_send_options(
+        fail_silently=fail_silently, connection=connection,
+        auth=auth_user is not None or auth_password is not None,
+    )
     connection = _connection_for(
-        connection, fail_silently=fail_silently, auth_user=auth_user, auth_password=auth_password
+        connection, using=using, fail_silently=fail_silently, auth_user=auth_user, auth_password=auth_password
     )
     messages = [
         EmailMessage(subject, message, sender, recipients, connection=connection)
@@ -114,13 +151,19 @@ def send_mass_mail(
     return connection.send_messages(messages)
 
 
-def _server_recipients(setting_name: str) -> list[str]:
+def _server_recipients(setting_name: str) -> list[Any]:
     recipients = getattr(settings, setting_name)
     if not recipients:
         return []
-    if not isinstance(recipients, (list, tuple)) or not all(isinstance(a, str) for a in recipients):
+    recipients = legacy_recipients(setting_name, recipients)
+    if not isinstance(recipients, (list, tuple)) or not all(_is_address(a) for a in recipients):
         raise ImproperlyConfigured(f"The {setting_name} setting must be a list of email address strings.")
     return list(recipients)
+
+
+def _is_address(value: object) -> bool:
+    """A str, or a lazy string (Django's gettext_lazy: a Promise), which Django accepts too."""
+    return isinstance(value, str) or any(base.__name__ == "Promise" for base in type(value).__mro__)
 
 
 def _send_server_message(
@@ -131,8 +174,13 @@ def _send_server_message(
     fail_silently: bool,
     connection: BaseEmailBackend | None,
     html_message: str | None,
+    using: str | None,
 ) -> None:
-    if connection is not None and fail_silently:
+    # skip_frames=2: past mail_admins()/mail_managers() and their deprecate_posargs wrapper.
+    warn_about_send_options(fail_silently=fail_silently, connection=connection, skip_frames=2)
+    if using is not None:
+        report_using_incompatibility(connection, fail_silently)
+    elif connection is not None and fail_silently:
         raise TypeError(CONNECTION_WITH_FAIL_SILENTLY)
     _check_html_message(html_message)
     recipients = _server_recipients(setting_name)
@@ -142,14 +190,15 @@ def _send_server_message(
         subject=f"{settings.EMAIL_SUBJECT_PREFIX}{subject}",
         body=message,
         from_email=settings.SERVER_EMAIL,
-        to=recipients,
+        to=[str(address) for address in recipients],
         connection=connection,
     )
     if html_message:
         mail.attach_alternative(html_message, "text/html")
-    mail.send(fail_silently=fail_silently)
+    mail.send(fail_silently=fail_silently, using=using)
 
 
+@deprecate_posargs(["fail_silently", "connection", "html_message"])
 def mail_admins(
     subject: str,
     message: str,
@@ -157,14 +206,16 @@ def mail_admins(
     fail_silently: bool = False,
     connection: BaseEmailBackend | None = None,
     html_message: str | None = None,
+    using: str | None = None,
 ) -> None:
     """Send a message to the ADMINS setting's addresses (nothing if it is empty)."""
     _send_server_message(
         "ADMINS", subject, message,
-        fail_silently=fail_silently, connection=connection, html_message=html_message,
+        fail_silently=fail_silently, connection=connection, html_message=html_message, using=using,
     )
 
 
+@deprecate_posargs(["fail_silently", "connection", "html_message"])
 def mail_managers(
     subject: str,
     message: str,
@@ -172,9 +223,10 @@ def mail_managers(
     fail_silently: bool = False,
     connection: BaseEmailBackend | None = None,
     html_message: str | None = None,
+    using: str | None = None,
 ) -> None:
     """Send a message to the MANAGERS setting's addresses (nothing if it is empty)."""
     _send_server_message(
         "MANAGERS", subject, message,
-        fail_silently=fail_silently, connection=connection, html_message=html_message,
+        fail_silently=fail_silently, connection=connection, html_message=html_message, using=using,
     )

@@ -11,6 +11,7 @@ import pytest
 import mailqueue
 from mailqueue.backends import console, filebased, locmem, smtp
 from mailqueue.conf import override_settings
+from mailqueue.deprecation import RemovedInDjango2028Warning
 from mailqueue.exceptions import ImproperlyConfigured
 from mailqueue.mail import get_connection, mail_admins, mail_managers, send_mail, send_mass_mail
 from tests.fixtures.smtp import SMTP_PASSWORD, SMTP_USERNAME, SMTPTestServer
@@ -78,9 +79,10 @@ def test_get_connection_passes_fail_silently() -> None:
     assert get_connection().fail_silently is False
 
 
-def test_get_connection_fail_silently_is_keyword_only() -> None:
-    with pytest.raises(TypeError):
-        get_connection(LOCMEM, True)  # type: ignore[call-arg]
+def test_get_connection_fail_silently_by_position_warns_as_django() -> None:
+    with pytest.warns(RemovedInDjango2028Warning, match=r"Passing positional argument\(s\) 'fail_silently' to "
+                      r"get_connection\(\) is deprecated"):
+        assert get_connection(LOCMEM, True).fail_silently is True  # type: ignore[misc]
 
 
 def test_unknown_email_backend_is_improperly_configured_naming_the_setting() -> None:
@@ -138,9 +140,11 @@ def test_server_message_with_an_html_message_that_is_not_text_raises_naming_it(f
     assert mailqueue.outbox == []
 
 
-def test_send_mail_options_are_keyword_only() -> None:
-    with pytest.raises(TypeError):
-        send_mail("Subject", "Body", "from@example.com", ["to@example.com"], True)  # type: ignore[call-arg]
+def test_send_mail_options_by_position_warn_as_django() -> None:
+    with pytest.warns(RemovedInDjango2028Warning, match=r"'fail_silently' to send_mail\(\) is deprecated"):
+        assert send_mail("Subject", "Body", "from@example.com", ["to@example.com"], True) == 1  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"send_mail\(\) takes at most 9 positional argument\(s\)"):
+        send_mail("S", "B", "f@example.com", ["t@example.com"], False, None, None, None, None, 1)  # type: ignore[misc]
 
 
 def test_send_mail_with_a_connection_refuses_fail_silently() -> None:
@@ -216,9 +220,9 @@ def test_send_mass_mail_uses_one_smtp_connection(via_smtp: SMTPTestServer) -> No
     assert via_smtp.connections == 1
 
 
-def test_send_mass_mail_options_are_keyword_only() -> None:
-    with pytest.raises(TypeError):
-        send_mass_mail([], True)  # type: ignore[call-arg]
+def test_send_mass_mail_options_by_position_warn_as_django() -> None:
+    with pytest.warns(RemovedInDjango2028Warning, match=r"'fail_silently' to send_mass_mail\(\) is deprecated"):
+        assert send_mass_mail([], True) == 0  # type: ignore[misc]
 
 
 def test_send_mass_mail_with_a_connection_refuses_fail_silently() -> None:
@@ -271,7 +275,6 @@ def test_empty_setting_sends_nothing_and_opens_no_connection(
 @pytest.mark.parametrize("function", [mail_admins, mail_managers])
 @pytest.mark.parametrize("value", [
     "admin@example.com",
-    [("Admin", "admin@example.com")],
     ["admin@example.com", 42],
 ])
 def test_setting_that_is_not_a_list_of_strings_is_improperly_configured(function: ServerMessage, value: object) -> None:
@@ -291,8 +294,8 @@ def test_server_message_with_a_connection_refuses_fail_silently(function: Server
 
 
 @pytest.mark.parametrize("function", [mail_admins, mail_managers])
-def test_server_message_options_are_keyword_only(function: ServerMessage) -> None:
-    with pytest.raises(TypeError):
+def test_server_message_options_by_position_warn_as_django(function: ServerMessage) -> None:
+    with pytest.warns(RemovedInDjango2028Warning, match=rf"'fail_silently' to {function.__name__}\(\) is deprecated"):
         function("Alert", "Content", True)
 
 
@@ -313,3 +316,13 @@ def test_server_message_uses_the_given_connection(function: ServerMessage, via_s
             function("Two", "Content", connection=connection)
     assert len(via_smtp.messages) == 2
     assert via_smtp.connections == 1
+
+
+@pytest.mark.parametrize(("function", "setting"), [(mail_admins, "ADMINS"), (mail_managers, "MANAGERS")])
+def test_name_address_pairs_are_sent_to_the_addresses_with_djangos_warning(
+    function: ServerMessage, setting: str
+) -> None:
+    with override_settings(**{setting: [("Ann", "ann@example.com"), ("Bob", "bob@example.com")]}):
+        with pytest.warns(RemovedInDjango2028Warning, match=rf"\(name, address\) pairs in the {setting} setting"):
+            function("Alert", "Content")
+    assert mailqueue.outbox[0].to == ["ann@example.com", "bob@example.com"]

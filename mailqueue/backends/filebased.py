@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from mailqueue.backends.console import SEPARATOR
 from mailqueue.backends.console import EmailBackend as ConsoleEmailBackend
 from mailqueue.conf import settings
-from mailqueue.exceptions import ImproperlyConfigured
+from mailqueue.exceptions import ImproperlyConfigured, InvalidMailer
 
 if TYPE_CHECKING:
     from mailqueue.message import EmailMessage
@@ -25,6 +25,8 @@ class EmailBackend(ConsoleEmailBackend):
         super().__init__(fail_silently=fail_silently, **kwargs)
         self.stream = None  # opened lazily by open(), never stdout
         self._filename: str | None = None
+        if self.alias is not None and file_path is None:  # a mailer reads OPTIONS, not settings
+            raise InvalidMailer("OPTIONS must define 'file_path'.", alias=self.alias)
         self.file_path = prepare_directory(file_path if file_path is not None else settings.EMAIL_FILE_PATH)
 
     def write_message(self, message: EmailMessage) -> None:

@@ -27,6 +27,8 @@ class EmailBackend(BaseEmailBackend):
             message.message()  # builds the message, which validates headers and addresses
             # A copy, so later changes to the caller's object do not rewrite what was "sent".
             # mailqueue.outbox is looked up each time: tests may replace the list.
-            mailqueue.outbox.append(copy.deepcopy(message))
+            sent = copy.deepcopy(message)
+            setattr(sent, "sent_using", self.alias)  # noqa: B010 - which mailer sent it, as Django's locmem records
+            mailqueue.outbox.append(sent)
             count += 1
         return count

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailqueue.backends.base import BaseEmailBackend
 from mailqueue.conf import settings
-from mailqueue.exceptions import ImproperlyConfigured
+from mailqueue.exceptions import ImproperlyConfigured, InvalidMailer
 from mailqueue.message.addresses import envelope_address
 from mailqueue.message.utils import DNS_NAME
 from mailqueue.outcomes import RecipientOutcome, Status, status_for_code
@@ -35,6 +35,21 @@ KEYFILE_WITHOUT_CERTFILE = (
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 SERVER_CLOSING = 421  # the server announces it is closing the connection
 TOO_MANY_RECIPIENTS = 452  # RFC 5321 4.5.3.1.10: the rest go in another transaction
+
+
+def _mailer_options(
+    alias: str, host: str | None, port: int | None, use_tls: bool | None, use_ssl: bool | None
+) -> tuple[str, int, bool, bool]:
+    """A mailer's connection OPTIONS, checked as Django 6.1 checks them; the port follows security."""
+    if host is None:
+        raise InvalidMailer("OPTIONS must define 'host'.", alias=alias)
+    if use_ssl and use_tls:
+        raise InvalidMailer(
+            "The 'use_ssl' and 'use_tls' OPTIONS are incompatible. Set at most one of them to True.", alias=alias
+        )
+    if port is None:
+        port = 465 if use_ssl else 587 if use_tls else 25
+    return host, port, bool(use_tls), bool(use_ssl)
 
 
 class EmailBackend(BaseEmailBackend):
@@ -55,16 +70,22 @@ class EmailBackend(BaseEmailBackend):
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
+        if self.alias is not None:  # a MAILERS entry: its OPTIONS only, never the EMAIL_* settings
+            host, port, use_tls, use_ssl = _mailer_options(self.alias, host, port, use_tls, use_ssl)
+            username, password = username or "", password or ""
         self.host: str = host or settings.EMAIL_HOST
         self.port: int = port or settings.EMAIL_PORT
         self.username: str = settings.EMAIL_HOST_USER if username is None else username
         self.password: str = settings.EMAIL_HOST_PASSWORD if password is None else password
         self.use_tls: bool = settings.EMAIL_USE_TLS if use_tls is None else use_tls
         self.use_ssl: bool = settings.EMAIL_USE_SSL if use_ssl is None else use_ssl
-        self.timeout: float | None = settings.EMAIL_TIMEOUT if timeout is None else timeout
-        self.ssl_keyfile: str | None = settings.EMAIL_SSL_KEYFILE if ssl_keyfile is None else ssl_keyfile
+        from_settings = self.alias is None
+        self.timeout: float | None = settings.EMAIL_TIMEOUT if timeout is None and from_settings else timeout
+        self.ssl_keyfile: str | None = (
+            settings.EMAIL_SSL_KEYFILE if ssl_keyfile is None and from_settings else ssl_keyfile
+        )
         self.ssl_certfile: str | None = (
-            settings.EMAIL_SSL_CERTFILE if ssl_certfile is None else ssl_certfile
+            settings.EMAIL_SSL_CERTFILE if ssl_certfile is None and from_settings else ssl_certfile
         )
         if self.use_ssl and self.use_tls:
             raise ImproperlyConfigured(TLS_AND_SSL)

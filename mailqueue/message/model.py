@@ -251,14 +251,27 @@ class EmailMessage:
 
         return get_connection(fail_silently=fail_silently)
 
-    def send(self, fail_silently: bool = False) -> int:
-        """Send the message; return 1 if it was sent, 0 otherwise (or with no recipients)."""
+    def send(self, fail_silently: bool = False, *, using: str | None = None) -> int:
+        """Send the message through the mailer ``using``, its connection, or a new default one;
+        return 1 if it was sent, 0 otherwise (or with no recipients)."""
         if not self.recipients():
             # Nobody to send to: don't bother opening a connection.
             return 0
-        if fail_silently and self.connection is not None:
-            raise TypeError(CONNECTION_WITH_FAIL_SILENTLY)
-        return self.get_connection(fail_silently).send_messages([self])
+        # The one lazy import of the message <-> mail <-> backends circle (Django has the same).
+        from mailqueue.deprecation import FAIL_SILENTLY_ARG_WARNING, report_using_incompatibility
+        from mailqueue.deprecation import warn_about_external_use as warn_external
+        from mailqueue.mail import get_connection, mailers
+
+        if fail_silently:
+            warn_external(FAIL_SILENTLY_ARG_WARNING)
+        if using is not None:
+            report_using_incompatibility(self.connection, fail_silently)
+            return mailers[using].send_messages([self])
+        if self.connection is not None:
+            if fail_silently:
+                raise TypeError(CONNECTION_WITH_FAIL_SILENTLY)
+            return self.connection.send_messages([self])
+        return get_connection(fail_silently=fail_silently).send_messages([self])
 
     # --- Attachments ---------------------------------------------------------------------
 
