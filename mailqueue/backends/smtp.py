@@ -21,6 +21,7 @@ from mailqueue.exceptions import ImproperlyConfigured, InvalidMailer
 from mailqueue.message.addresses import envelope_address
 from mailqueue.message.utils import DNS_NAME
 from mailqueue.outcomes import RecipientOutcome, Status, status_for_code
+from mailqueue.pipelining import pipelined_transaction, supports_pipelining
 
 if TYPE_CHECKING:
     from mailqueue.message import EmailMessage
@@ -54,6 +55,9 @@ def _mailer_options(
 
 class EmailBackend(BaseEmailBackend):
     """Send email through an SMTP server, each argument defaulting to its EMAIL_* setting."""
+
+    # send_serialized() pipelines (RFC 2920) when the server offers it; False forces lock-step.
+    pipelining = True
 
     def __init__(
         self,
@@ -281,7 +285,7 @@ class EmailBackend(BaseEmailBackend):
                 return
         assert self.connection is not None
         try:
-            run_transaction(self.connection, transaction, data)
+            run_transaction(self.connection, transaction, data, pipelining=self.pipelining)
         except smtplib.SMTPResponseException as error:
             transaction.settle_pending(status_for_code(error.smtp_code), *_describe(error))
             self._reset()
@@ -348,13 +352,17 @@ class Transaction:
         return [self.settled[index] for index in range(len(self.recipients))]
 
 
-def run_transaction(connection: smtplib.SMTP, transaction: Transaction, data: bytes) -> None:
+def run_transaction(
+    connection: smtplib.SMTP, transaction: Transaction, data: bytes, *, pipelining: bool = True
+) -> None:
     """MAIL FROM, one RCPT TO per recipient, then DATA for those the server accepted.
 
     A server that limits the recipients of one transaction answers 452 to the first RCPT
     over its limit (RFC 5321, section 4.5.3.1.10): the message goes to those accepted so
     far, then the rest go in further transactions on the same connection, at once. A 452 to
     the first RCPT of a transaction is a real transient failure for that recipient.
+    When the server offers PIPELINING (and ``pipelining`` is left on), each transaction's
+    commands go out as one group (mailqueue.pipelining), with the same outcomes.
     """
     try:
         connection.ehlo_or_helo_if_needed()
@@ -362,8 +370,13 @@ def run_transaction(connection: smtplib.SMTP, transaction: Transaction, data: by
         # A session problem, not a verdict on this message: try again later.
         transaction.settle_pending(Status.TRANSIENT, *_describe(error))
         return
-    while _one_transaction(connection, transaction, data):
+    step = _pipelined if pipelining and supports_pipelining(connection) else _one_transaction
+    while step(connection, transaction, data):
         transaction.transactions += 1
+
+
+def _pipelined(connection: smtplib.SMTP, transaction: Transaction, data: bytes) -> bool:
+    return pipelined_transaction(connection, transaction, data, _mail_options(connection, data))
 
 
 def _one_transaction(connection: smtplib.SMTP, transaction: Transaction, data: bytes) -> bool:

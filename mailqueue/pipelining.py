@@ -1,0 +1,120 @@
+"""RFC 2920 PIPELINING for one SMTP transaction, over a connection smtplib set up.
+
+smtplib waits for a reply after every command: MAIL, each RCPT, DATA and the end of data
+cost a round trip each, which is what limits a relay 20 ms away. When the server
+advertises PIPELINING, MAIL FROM, every RCPT TO and DATA go out as one group, and the body
+with its end-of-data dot as a second: two round trips per message, whatever the number of
+recipients. smtplib still connects, says EHLO, starts TLS and logs in; this module only
+writes to its socket (``send``) and reads its replies (``getreply``), in order.
+
+The replies are matched to the commands one by one, so each recipient keeps its own
+outcome, exactly as in lock-step. The body is sent only after DATA's 354 (RFC 2920,
+section 3.1: a client must not pipeline data after DATA), so a DATA the server refuses,
+for instance because every RCPT was refused, never turns the message into commands.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from mailqueue.outcomes import Status, status_for_code
+
+if TYPE_CHECKING:
+    from mailqueue.backends.smtp import Transaction
+
+TOO_MANY_RECIPIENTS = 452  # RFC 5321 4.5.3.1.10: the rest go in another transaction
+START_MAIL_INPUT = 354
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def supports_pipelining(connection: smtplib.SMTP) -> bool:
+    """Whether the server said PIPELINING in its EHLO reply (EHLO must have been sent)."""
+    return bool(connection.has_extn("pipelining"))
+
+
+def pipelined_transaction(
+    connection: smtplib.SMTP, transaction: Transaction, data: bytes, mail_options: Sequence[str]
+) -> bool:
+    """One MAIL / RCPT... / DATA group, then the body; True if a 452 left some for another.
+
+    ``data`` has CRLF line endings already. Replies are read in the order of the commands;
+    a reply that never comes (disconnect, timeout) raises, leaving every recipient not yet
+    settled to the caller, which reports them transient: none of them counts as accepted,
+    because acceptance is only ever the reply to the end of data.
+    SMTPDataError is raised when DATA itself is refused, as smtplib's ``data()`` does, so
+    both clients report that case alike.
+    """
+    transaction.passed, transaction.over_limit = [], None
+    transaction.stage = "mail"
+    pending = transaction.pending()
+    options = "".join(f" {option}" for option in mail_options)
+    lines = [f"MAIL FROM:<{transaction.sender}>{options}"]
+    lines += [f"RCPT TO:<{transaction.addresses[index]}>" for index in pending]
+    lines.append("DATA")
+    connection.send(_group(lines))
+
+    code, reply = connection.getreply()
+    transaction.code = code
+    mail_refused = code != 250
+    if mail_refused:
+        transaction.settle_pending(status_for_code(code), code, _text(reply))
+    transaction.stage = "rcpt"
+    for index in pending:
+        code, reply = connection.getreply()
+        if mail_refused:
+            continue  # 503 bad sequence: MAIL's reply already said why
+        transaction.code = code
+        if status_for_code(code) is Status.ACCEPTED:
+            transaction.passed.append(index)
+        elif code == TOO_MANY_RECIPIENTS and transaction.passed:
+            # Over the server's limit: this one stays pending for the next transaction.
+            if transaction.over_limit is None:
+                transaction.over_limit = (code, _text(reply))
+        else:
+            transaction.settle(index, status_for_code(code), code, _text(reply))
+    transaction.stage = "data"
+    code, reply = connection.getreply()
+    if code == START_MAIL_INPUT and not transaction.passed:
+        # A server that answers 354 with no recipient: end the empty message at once.
+        connection.send(b".\r\n")
+        connection.getreply()
+    if mail_refused or not transaction.passed:
+        connection.rset()
+        return False
+    transaction.code = code
+    if code != START_MAIL_INPUT:
+        raise smtplib.SMTPDataError(code, reply)
+    connection.send(dot_stuffed(data))
+    code, reply = connection.getreply()
+    transaction.code = code
+    for index in transaction.passed:
+        transaction.settle(index, status_for_code(code), code, _text(reply))
+    if transaction.over_limit is None:
+        return False
+    if status_for_code(code) is not Status.ACCEPTED:
+        # The message itself was refused: those over the limit are retried later.
+        transaction.settle_pending(Status.TRANSIENT, *transaction.over_limit)
+        return False
+    return True
+
+
+def dot_stuffed(data: bytes) -> bytes:
+    """The body as DATA sends it: leading dots doubled, CRLF, then the end-of-data dot."""
+    stuffed = _LEADING_DOT.sub(b"..", data)
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
+
+
+def _group(lines: list[str]) -> bytes:
+    for line in lines:
+        if "\r" in line or "\n" in line:
+            raise ValueError(f"line break in an SMTP command: {line!r}")
+    return "".join(f"{line}\r\n" for line in lines).encode("ascii")
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
