@@ -13,10 +13,22 @@ import sys
 from collections.abc import Sequence
 
 from mailqueue import __version__
-from mailqueue.cli import dead, demo, devserver, embedded, metrics, send, settings, stats, status, worker
+from mailqueue.cli import (
+    dead,
+    demo,
+    devserver,
+    embedded,
+    metrics,
+    send,
+    sendtestemail,
+    settings,
+    stats,
+    status,
+    worker,
+)
 from mailqueue.cli.base import CommandParser, describe_error, fail
 
-COMMANDS = (worker, send, status, stats, metrics, dead, devserver, demo, embedded, settings)
+COMMANDS = (worker, send, sendtestemail, status, stats, metrics, dead, devserver, demo, embedded, settings)
 
 
 def build_parser() -> CommandParser:

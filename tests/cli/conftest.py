@@ -18,7 +18,7 @@ MAILQUEUE = str(Path(sys.executable).with_name("mailqueue"))
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 # Settings a developer may have exported; the commands under test must not see them.
-_CLEARED_PREFIXES = ("MAILQUEUE_", "EMAIL_", "DEFAULT_FROM_EMAIL", "SERVER_EMAIL")
+_CLEARED_PREFIXES = ("MAILQUEUE_", "EMAIL_", "DEFAULT_FROM_EMAIL", "SERVER_EMAIL", "MAILERS", "ADMINS", "MANAGERS")
 
 
 def clean_environment(**values: str) -> dict[str, str]:
