@@ -20,7 +20,7 @@ _LAZY = {
     "mail_admins": "mailqueue.mail",
     "mail_managers": "mailqueue.mail",
     "get_connection": "mailqueue.mail",
-    "mailers": "mailqueue.mailers",
+    "mailers": "mailqueue.handler",
     "MailerDoesNotExist": "mailqueue.exceptions",
     "InvalidMailer": "mailqueue.exceptions",
     "EmailMessage": "mailqueue.message.model",

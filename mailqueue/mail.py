@@ -22,8 +22,8 @@ from mailqueue.deprecation import (
     warn_about_send_options,
 )
 from mailqueue.exceptions import ImproperlyConfigured
+from mailqueue.handler import DEFAULT_MAILER_ALIAS, mailers, warn_about_default_mailer
 from mailqueue.loading import import_string
-from mailqueue.mailers import DEFAULT_MAILER_ALIAS, mailers, warn_about_default_mailer
 from mailqueue.message import CONNECTION_WITH_FAIL_SILENTLY, EmailMessage, EmailMultiAlternatives
 
 __all__ = ["get_connection", "mail_admins", "mail_managers", "mailers", "send_mail", "send_mass_mail"]

@@ -15,8 +15,8 @@ from mailqueue.backends import locmem, queue, smtp
 from mailqueue.conf import override_settings, settings
 from mailqueue.deprecation import RemovedInDjango2028Warning
 from mailqueue.exceptions import ImproperlyConfigured, InvalidMailer, MailerDoesNotExist
+from mailqueue.handler import mailers
 from mailqueue.mail import get_connection, mail_admins, mail_managers, send_mail, send_mass_mail
-from mailqueue.mailers import mailers
 from mailqueue.message import EmailMessage
 from mailqueue.queue.producer import close_publishers
 from tests.fixtures.smtp import SMTPTestServer

@@ -1,4 +1,5 @@
-"""``mailers``: the MAILERS setting's backends by alias, as ``django.core.mail.mailers``.
+"""``mailqueue.mailers``: the MAILERS setting's backends by alias, as ``django.core.mail.mailers``
+(defined here, as Django defines it in ``django.core.mail.handler``).
 
 ``mailers["bulk"]`` builds a new backend each time (backends hold connections, so they are
 not shared). Without a MAILERS setting the only mailer is ``default``: EMAIL_BACKEND

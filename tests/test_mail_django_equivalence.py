@@ -1,0 +1,221 @@
+"""Mailers and the deprecated send paths: Django 6.1.3 and mailqueue side by side.
+
+Each case runs the same call on both libraries, configured alike (locmem mailers), and
+compares what came out: the result or the error (type name and message), and every warning
+(class name, its base class and message). Django's "The EMAIL_* setting is deprecated"
+warnings are left out: mailqueue keeps the EMAIL_* settings, which its workers read
+(README: "Where mailqueue differs from Django 6.1, on purpose").
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from types import ModuleType
+from typing import Any
+
+import django.core.mail as django_mail  # noqa: E402 - after the reference configured Django
+import pytest
+from django.test.utils import override_settings as django_override  # noqa: E402
+
+import mailqueue  # noqa: E402
+from mailqueue.conf import override_settings as our_override  # noqa: E402
+from tests.message import django_reference  # noqa: F401 - configures Django 6.1, or skips on 3.11
+
+Outcome = tuple[object, list[tuple[str, str, str]]]
+Case = Callable[[ModuleType], object]
+
+
+def mailers_for(library: str, **options: Any) -> dict[str, Any]:
+    backend = f"{library}.backends.locmem.EmailBackend"
+    return {alias: {"BACKEND": backend, **options} for alias in ("default", "bulk")}
+
+
+LIBRARIES: dict[str, tuple[ModuleType, Callable[..., AbstractContextManager[Any]], str]] = {
+    "django": (django_mail, django_override, "django.core.mail"),
+    "mailqueue": (mailqueue, our_override, "mailqueue"),  # the package: send_mail, mailers, outbox
+}
+
+
+def outcome(library: str, case: Case, **settings: Any) -> Outcome:
+    """What ``case(mail_module)`` returns or raises, and the warnings it gives."""
+    module, override, _ = LIBRARIES[library]
+    django_mail.outbox = []
+    mailqueue.outbox = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with override(**{k: (v(library) if callable(v) else v) for k, v in settings.items()}):
+            try:
+                result: object = case(module)
+            except Exception as error:  # the error is part of the behaviour compared
+                result = (type(error).__name__, str(error))
+    seen = [
+        (type(w.message).__name__, type(w.message).__mro__[1].__name__, str(w.message))
+        for w in caught
+        if not (str(w.message).startswith("The EMAIL_") and "setting is deprecated" in str(w.message))
+    ]
+    return result, seen
+
+
+def same(case: Case, **settings: Any) -> Outcome:
+    ours = outcome("mailqueue", case, **settings)
+    djangos = outcome("django", case, **settings)
+    assert ours == djangos
+    return ours
+
+
+def with_mailers(library: str) -> dict[str, Any]:
+    return mailers_for("mailqueue" if library == "mailqueue" else "django.core.mail")
+
+
+MAILERS = {"MAILERS": with_mailers}
+
+
+@pytest.fixture(autouse=True)
+def clean_outboxes() -> Iterator[None]:
+    yield
+    django_mail.outbox = []
+    mailqueue.outbox = []
+
+
+def send(module: ModuleType, *args: Any, **kwargs: Any) -> object:
+    return module.send_mail("Subject", "Body", "from@example.com", ["to@example.com"], *args, **kwargs)
+
+
+# --- Positional options ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [(False,), (False, None, None), (False, None, None, None, "<p>hi</p>")])
+def test_send_mail_with_positional_options(args: tuple[Any, ...]) -> None:
+    result, seen = same(lambda m: send(m, *args), **MAILERS)
+    assert result == 1 and seen and "Passing positional argument(s)" in seen[0][2]
+
+
+def test_too_many_positional_arguments() -> None:
+    result, _ = same(lambda m: send(m, False, None, None, None, None, "extra"), **MAILERS)
+    assert isinstance(result, tuple) and result[0] == "TypeError"
+
+
+def test_positional_and_keyword_value_for_the_same_option() -> None:
+    same(lambda m: send(m, False, fail_silently=False), **MAILERS)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.send_mass_mail([("S", "B", "f@example.com", ["t@example.com"])], False),
+    lambda m: m.mail_admins("S", "B", False),
+    lambda m: m.mail_managers("S", "B", False, None, "<p>x</p>"),
+    lambda m: m.get_connection(None, False).__class__.__name__,
+])
+def test_other_functions_with_positional_options(call: Case) -> None:
+    _, seen = same(call, ADMINS=["a@example.com"], MANAGERS=["m@example.com"], **MAILERS)
+    assert any("Passing positional argument(s)" in message for *_, message in seen)
+
+
+# --- Options replaced by mailers ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: send(m, fail_silently=True),
+    lambda m: send(m, connection=m.mailers["bulk"]),
+    lambda m: m.send_mass_mail([], fail_silently=True),
+    lambda m: m.send_mass_mail([], connection=m.mailers["bulk"]),
+    lambda m: m.mail_admins("S", "B", fail_silently=True),
+    lambda m: m.mail_managers("S", "B", connection=m.mailers["bulk"]),
+    lambda m: m.EmailMessage("S", "B", "f@example.com", ["t@example.com"]).send(fail_silently=True),
+    lambda m: m.get_connection().alias,
+    lambda m: send(m, connection=m.mailers["bulk"], fail_silently=True),
+])
+def test_deprecated_options_warn_alike(call: Case) -> None:
+    _, seen = same(call, ADMINS=["a@example.com"], MANAGERS=["m@example.com"], **MAILERS)
+    assert seen
+
+
+def test_auth_options_without_mailers() -> None:
+    def call(m: ModuleType) -> object:
+        return send(m, auth_user="u", auth_password="p")
+
+    same(call, EMAIL_BACKEND=lambda lib: f"{LIBRARIES[lib][2]}.backends.locmem.EmailBackend")
+
+
+def test_no_default_mailer_warning_without_any_mail_settings() -> None:
+    result, seen = same(lambda m: type(m.get_connection()).__module__.rsplit(".", 1)[-1])
+    assert result == "smtp" and any("will not have a default mailer" in message for *_, message in seen)
+
+
+# --- using= and the mailers ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: send(m, using="bulk"),
+    lambda m: send(m, using="nope"),
+    lambda m: send(m, using="bulk", fail_silently=True),
+    lambda m: send(m, using="bulk", connection=m.mailers["default"]),
+    lambda m: send(m, using="bulk", auth_user="u"),
+    lambda m: m.send_mass_mail([("S", "B", "f@example.com", ["t@example.com"])], using="bulk"),
+    lambda m: m.mail_admins("S", "B", using="bulk", fail_silently=True),
+    lambda m: m.EmailMessage("S", "B", "f@example.com", ["t@example.com"]).send(using="bulk"),
+    lambda m: [m.mailers.get("nope"), "bulk" in m.mailers, list(m.mailers), m.mailers.default.alias],
+    lambda m: m.get_connection("x.y.Z"),
+])
+def test_using_and_mailers_behave_alike(call: Case) -> None:
+    same(call, ADMINS=["a@example.com"], **MAILERS)
+
+
+def test_sent_messages_record_their_mailer() -> None:
+    same(lambda m: send(m, using="bulk") and [mail.sent_using for mail in m.outbox], **MAILERS)
+
+
+@pytest.mark.parametrize("config", [
+    {"OPTIONS": {"alias": "x"}},
+    {"OPTIONS": {"colour": "red"}},
+    {"BACKEND": "{smtp}", "OPTIONS": {"port": 25}},
+    {"BACKEND": "{smtp}", "OPTIONS": {"host": "h", "use_ssl": True, "use_tls": True}},
+    {"BACKEND": "{smtp}", "OPTIONS": {"host": "h", "use_ssl": True}},
+    {"BACKEND": "{smtp}", "OPTIONS": {"host": "h", "use_tls": True}},
+    {"BACKEND": "{smtp}", "OPTIONS": {"host": "h"}},
+    {"BACKEND": "{filebased}"},
+])
+def test_mailer_configuration_is_checked_alike(config: dict[str, Any]) -> None:
+    def mailers(library: str) -> dict[str, Any]:
+        base = LIBRARIES[library][2]
+        backend = config.get("BACKEND", "{locmem}").strip("{}")
+        return {"m": {"BACKEND": f"{base}.backends.{backend}.EmailBackend", "OPTIONS": config.get("OPTIONS", {})}}
+
+    def call(m: ModuleType) -> object:
+        backend = m.mailers["m"]
+        return [backend.alias, getattr(backend, "port", None), getattr(backend, "use_ssl", None)]
+
+    same(call, MAILERS=mailers)
+
+
+# --- ADMINS and MANAGERS in the old shapes -------------------------------------------------------
+
+
+PAIRS = [[("Ann", "ann@example.com")], [["Ann", "ann@example.com"], ["Bo", "bo@example.com"]]]
+
+
+@pytest.mark.parametrize("value", PAIRS)
+@pytest.mark.parametrize("function", ["mail_admins", "mail_managers"])
+def test_name_address_pairs_are_accepted_alike(function: str, value: list[Any]) -> None:
+    setting = "ADMINS" if function == "mail_admins" else "MANAGERS"
+
+    def call(m: ModuleType) -> object:
+        getattr(m, function)("S", "B")
+        return [mail.to for mail in m.outbox]
+
+    result, seen = same(call, **{setting: value}, **MAILERS)
+    assert seen and result
+
+
+def test_lazy_addresses_are_accepted_alike() -> None:
+    from django.utils.functional import lazy
+
+    address = lazy(lambda: "ann@example.com", str)()
+
+    def call(m: ModuleType) -> object:
+        m.mail_admins("S", "B")
+        return [mail.message()["To"] for mail in m.outbox]
+
+    result, _ = same(call, ADMINS=[address], **MAILERS)
+    assert result == ["ann@example.com"]
