@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import smtplib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from mailqueue.outcomes import Status, status_for_code
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 TOO_MANY_RECIPIENTS = 452  # RFC 5321 4.5.3.1.10: the rest go in another transaction
 START_MAIL_INPUT = 354
+GROUP_LIMIT = 100  # commands per write, so that the unread replies stay a few KB
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
@@ -54,16 +55,16 @@ def pipelined_transaction(
     lines = [f"MAIL FROM:<{transaction.sender}>{options}"]
     lines += [f"RCPT TO:<{transaction.addresses[index]}>" for index in pending]
     lines.append("DATA")
-    connection.send(_group(lines))
+    replies = _exchange(connection, lines)
 
-    code, reply = connection.getreply()
+    code, reply = next(replies)
     transaction.code = code
     mail_refused = code != 250
     if mail_refused:
         transaction.settle_pending(status_for_code(code), code, _text(reply))
     transaction.stage = "rcpt"
     for index in pending:
-        code, reply = connection.getreply()
+        code, reply = next(replies)
         if mail_refused:
             continue  # 503 bad sequence: MAIL's reply already said why
         transaction.code = code
@@ -76,7 +77,7 @@ def pipelined_transaction(
         else:
             transaction.settle(index, status_for_code(code), code, _text(reply))
     transaction.stage = "data"
-    code, reply = connection.getreply()
+    code, reply = next(replies)
     if code == START_MAIL_INPUT and not transaction.passed:
         # A server that answers 354 with no recipient: end the empty message at once.
         connection.send(b".\r\n")
@@ -107,6 +108,20 @@ def dot_stuffed(data: bytes) -> bytes:
     if not stuffed.endswith(b"\r\n"):
         stuffed += b"\r\n"
     return stuffed + b".\r\n"
+
+
+def _exchange(connection: smtplib.SMTP, lines: list[str]) -> Iterator[tuple[int, bytes]]:
+    """Each command's reply, in order, writing GROUP_LIMIT commands at a time.
+
+    A server answers while it reads: a client that wrote thousands of RCPTs before reading
+    could fill its own receive buffer, and the server would stop reading (RFC 2920, section
+    3.1, on deadlock). Each write is answered in full before the next goes out.
+    """
+    for start in range(0, len(lines), GROUP_LIMIT):
+        group = lines[start:start + GROUP_LIMIT]
+        connection.send(_group(group))
+        for _ in group:
+            yield connection.getreply()
 
 
 def _group(lines: list[str]) -> bytes:
