@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 # Django 6.0 builds messages with the modern email API: message(policy=email.policy.SMTP).
 HAS_MESSAGE_POLICY = django.VERSION >= (6, 0)
+HAS_MAILERS = django.VERSION >= (6, 1)  # MAILERS, using= and backends that know their alias
 
 Accepted = tuple[Any, Envelope]  # a Django EmailMessage and its envelope
 
@@ -104,10 +105,14 @@ class EmailBackend(BaseEmailBackend):
         batch_size: int | None = None,
         max_message_size: int | None = None,
         on_commit: bool | None = None,
+        alias: str | None = None,
         **kwargs: Any,
     ) -> None:
         # fail_silently is ours to keep: Django 6.1 deprecates it on BaseEmailBackend.
+        if HAS_MAILERS:  # Django 6.1 checks the alias and refuses unknown OPTIONS, naming the mailer
+            kwargs["alias"] = alias
         super().__init__(**kwargs)
+        self.alias = alias  # the MAILERS entry (Django 6.1+); None when made by get_connection()
         self.fail_silently = fail_silently
         settings.read_from(django_settings)
         self.on_commit: bool = settings.MAILQUEUE_ON_COMMIT if on_commit is None else on_commit

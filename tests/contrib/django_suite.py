@@ -230,6 +230,31 @@ def test_options_override_settings(django_broker: str, redis_client: redis.Redis
     assert [len(task.payloads) for task in queued_tasks(redis_client, "django-mail")] == [1, 1]
 
 
+def test_a_backend_made_without_mailers_has_no_alias() -> None:
+    assert EmailBackend().alias is None
+
+
+if django.VERSION >= (6, 1):  # defined only where Django has mailers: the suite allows no skips
+    BACKEND = "mailqueue.contrib.django.EmailBackend"
+
+    def test_a_django_mailer_with_options_is_used_by_using(django_broker: str, redis_client: redis.Redis) -> None:
+        bulk = {"BACKEND": BACKEND, "OPTIONS": {"queue": "django-bulk", "batch_size": 1}}
+        with override_settings(MAILERS={"default": {"BACKEND": BACKEND}, "bulk": bulk}):
+            assert mail.mailers["bulk"].alias == "bulk"
+            datatuple = [(f"M{n}", "Body", "app@example.com", ["to@example.com"]) for n in range(2)]
+            assert mail.send_mass_mail(datatuple, using="bulk") == 2
+            assert mail.send_mail("One", "Body", "app@example.com", ["to@example.com"]) == 1
+        assert [len(task.payloads) for task in queued_tasks(redis_client, "django-bulk")] == [1, 1]
+        assert [len(task.payloads) for task in queued_tasks(redis_client)] == [1]
+
+    def test_a_django_mailer_with_an_unknown_option_is_djangos_invalid_mailer() -> None:
+        from django.core.mail import InvalidMailer
+
+        with override_settings(MAILERS={"default": {"BACKEND": BACKEND, "OPTIONS": {"colour": "red"}}}):
+            with pytest.raises(InvalidMailer, match=r"MAILERS\['default'\]: Unknown options 'colour'\."):
+                assert mail.mailers.default
+
+
 # --- Settings come from django.conf.settings ---------------------------------------------------------
 
 
