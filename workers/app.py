@@ -144,7 +144,7 @@ def make_poller(app: Celery) -> DeferralPoller:
         app.send_task(DELIVER_TASK, args=[entry.payloads],
                       kwargs={"attempt": entry.attempt, "report": entry.report},
                       argsrepr=summarize(entry.payloads), kwargsrepr=f"{{'attempt': {entry.attempt}}}",
-                      task_id=entry.task_id, queue=settings.MAILQUEUE_QUEUE,
+                      task_id=entry.task_id, queue=entry.queue or settings.MAILQUEUE_QUEUE,
                       headers=entry.headers())  # signed by the worker that deferred it
 
     return DeferralPoller(Deferrals(redis_client(app.conf.broker_url)), enqueue,

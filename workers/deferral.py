@@ -73,6 +73,9 @@ class DeferredTask:
     # stored the round: the poller never signs what it reads from Redis, or anyone who can write an
     # entry there would have it signed.
     signature: str | None = None
+    # The queue the round came from (MAILQUEUE_QUEUE if None): a retry goes back where it was sent,
+    # so a message sent with get_connection(queue="urgent") is retried on "urgent".
+    queue: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -67,6 +67,12 @@ MAX_LOST_CONNECTIONS = 2
 UNSIGNED_EXTRAS = "unsigned: arguments a signed task does not cover were added to it"
 
 
+def arrival_queue(task: Task) -> str | None:
+    """The queue this task was taken from (the routing key on the default exchange), if known."""
+    queue = (task.request.delivery_info or {}).get("routing_key")
+    return queue if isinstance(queue, str) and queue else None
+
+
 def unreadable_key(letter_id: str) -> str:
     """The report key of an unreadable payload that has no Message-ID of its own."""
     return f"<unreadable payload, dead letter {letter_id}>"
@@ -242,7 +248,8 @@ class DeliveryRound:
         self.counts.update(retries=1, deferred=len(payloads))  # one retry round, its messages
         self.flush_counts()
         task.update_state(state=DEFERRED, meta=self.report)
-        entry = DeferredTask(task_id=self.task_id, payloads=payloads, attempt=self.attempt, report=self.report, due=due)
+        entry = DeferredTask(task_id=self.task_id, payloads=payloads, attempt=self.attempt, report=self.report, due=due,
+                             queue=arrival_queue(task))
         retry_redis(lambda: self.stores.deferrals.defer(entry), what=f"defer task {self.task_id}")
         logger.info("Task %s: %d message(s) deferred; attempt %d in %.1fs",
                     self.task_id, len(payloads), self.attempt + 1, delay)

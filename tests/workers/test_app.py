@@ -151,6 +151,21 @@ def test_retry_round_shows_monitoring_a_summary_not_the_mail_or_report(
     assert headers["kwargsrepr"] == "{'attempt': 2}"
 
 
+def test_poller_sends_a_round_back_to_the_queue_it_came_from(celery_app: Celery, redis_client: redis.Redis) -> None:
+    # Sent with get_connection(queue="urgent"), retried on "urgent", not on MAILQUEUE_QUEUE.
+    entry = DeferredTask(task_id="retry-urgent", payloads=[make_payload(to=["a@example.com"])], attempt=1,
+                         report={}, due=0.0, queue="urgent-test")
+    poller = make_poller(celery_app)
+    poller.deferrals.defer(entry)
+    try:
+        assert poller.run_once() == 1
+        [raw] = redis_client.lrange("urgent-test", 0, -1)
+        assert decode_task(raw).headers["id"] == "retry-urgent"
+        assert redis_client.llen(keys.queue_key()) == 0
+    finally:
+        redis_client.delete("urgent-test")
+
+
 def test_check_configuration_refuses_contradictory_smtp_settings(celery_app: Celery) -> None:
     with override_settings(EMAIL_USE_TLS=True, EMAIL_USE_SSL=True):
         with pytest.raises(ImproperlyConfigured, match="misconfigured.*EMAIL_USE_TLS"):

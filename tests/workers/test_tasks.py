@@ -269,3 +269,19 @@ def test_payload_recipients_are_the_envelope_the_server_sees(
     assert received.mail_from == "bounce@example.com"
     assert received.content.replace(b"\r\n", b"\n") == Envelope.from_payload(payload).message.replace(
         b"\r\n", b"\n")
+
+
+def test_a_deferred_round_remembers_the_queue_it_came_from(
+    celery_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
+) -> None:
+    from mailqueue.conf import settings
+    from workers.deferral import Deferrals
+
+    smtp_server.fail_recipient("busy@example.com", 451, "4.2.0 Busy")
+    with override_settings(MAILQUEUE_RETRY_MIN_DELAY=60.0, MAILQUEUE_RETRY_MAX_DELAY=60.0):
+        result = send_batch(celery_app, [make_payload(to=["busy@example.com"])])
+        deadline = time.monotonic() + TIMEOUT
+        while (entry := Deferrals(redis_client).get(result.id)) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    assert entry is not None and entry.queue == settings.MAILQUEUE_QUEUE
