@@ -41,6 +41,7 @@ GET_CONNECTION_WARNING = (
     "get_connection() is deprecated. See 'Migrating email to mailers' "
     "in Django's documentation for recommended replacements."
 )
+DIRECT_SMTP_BACKEND_WARNING = "Directly creating EmailBackend instances is deprecated. Use mail.mailers instead."
 NO_DEFAULT_MAILER_WARNING = (
     "Django 2028 will not have a default mailer. Configure "
     "settings.MAILERS to avoid errors when sending email."

@@ -9,6 +9,7 @@ warnings are left out: mailqueue keeps the EMAIL_* settings, which its workers r
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -219,3 +220,13 @@ def test_lazy_addresses_are_accepted_alike() -> None:
 
     result, _ = same(call, ADMINS=[address], **MAILERS)
     assert result == ["ann@example.com"]
+
+
+def test_creating_the_smtp_backend_directly_warns_alike() -> None:
+    def call(m: ModuleType) -> object:
+        library = "django" if m is django_mail else "mailqueue"
+        module = importlib.import_module(f"{LIBRARIES[library][2]}.backends.smtp")
+        return module.EmailBackend(host="h").port
+
+    result, seen = same(call)  # without MAILERS: with it, Django refuses to read EMAIL_PORT (README)
+    assert result == 25 and seen

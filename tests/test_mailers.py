@@ -181,3 +181,17 @@ def test_get_connection_with_mailers_builds_the_default_mailer_with_extra_option
         assert backend.alias == "default" and backend.fail_silently is True
         with pytest.raises(RuntimeError, match=r"get_connection\(backend, \.\.\.\) is not supported with MAILERS"):
             get_connection(LOCMEM)
+
+
+def test_the_package_exports_the_handler_and_the_errors() -> None:
+    assert mailqueue.mailers is mailers
+    assert mailqueue.MailerDoesNotExist is MailerDoesNotExist and mailqueue.InvalidMailer is InvalidMailer
+
+
+def test_creating_the_smtp_backend_directly_warns_as_django_but_not_inside_mailqueue() -> None:
+    with pytest.warns(RemovedInDjango2028Warning, match="Directly creating EmailBackend instances is deprecated"):
+        smtp.EmailBackend()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RemovedInDjango2028Warning)
+        with override_settings(EMAIL_BACKEND="mailqueue.backends.smtp.EmailBackend"):
+            assert isinstance(mailers.default, smtp.EmailBackend)  # made by mailqueue: no warning

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailqueue.backends.base import BaseEmailBackend
 from mailqueue.conf import settings
+from mailqueue.deprecation import DIRECT_SMTP_BACKEND_WARNING, warn_about_external_use
 from mailqueue.exceptions import ImproperlyConfigured, InvalidMailer
 from mailqueue.message.addresses import envelope_address
 from mailqueue.message.utils import DNS_NAME
@@ -73,6 +74,8 @@ class EmailBackend(BaseEmailBackend):
         ssl_certfile: str | None = None,
         **kwargs: Any,
     ) -> None:
+        if "alias" not in kwargs:  # made directly, not by mailers or by mailqueue itself
+            warn_about_external_use(DIRECT_SMTP_BACKEND_WARNING)
         super().__init__(fail_silently=fail_silently, **kwargs)
         if self.alias is not None:  # a MAILERS entry: its OPTIONS only, never the EMAIL_* settings
             host, port, use_tls, use_ssl = _mailer_options(self.alias, host, port, use_tls, use_ssl)
