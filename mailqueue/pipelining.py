@@ -90,16 +90,7 @@ def pipelined_transaction(
         raise smtplib.SMTPDataError(code, reply)
     connection.send(dot_stuffed(data))
     code, reply = connection.getreply()
-    transaction.code = code
-    for index in transaction.passed:
-        transaction.settle(index, status_for_code(code), code, _text(reply))
-    if transaction.over_limit is None:
-        return False
-    if status_for_code(code) is not Status.ACCEPTED:
-        # The message itself was refused: those over the limit are retried later.
-        transaction.settle_pending(Status.TRANSIENT, *transaction.over_limit)
-        return False
-    return True
+    return transaction.settle_data(code, reply)
 
 
 def dot_stuffed(data: bytes) -> bytes:

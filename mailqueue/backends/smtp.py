@@ -351,6 +351,21 @@ class Transaction:
         for index in self.pending():
             self.settle(index, status, code, reply)
 
+    def settle_data(self, code: int, reply: bytes | str) -> bool:
+        """Settle the recipients that passed RCPT with the reply to the message's end of data;
+        True if the server's recipient limit left some for another transaction."""
+        self.code = code
+        for index in self.passed:
+            self.settle(index, status_for_code(code), code, _text(reply))
+        if self.over_limit is None:
+            return False
+        if status_for_code(code) is not Status.ACCEPTED:
+            # The message itself was refused: the rest were not tried, and the limit's 452 is
+            # what the server said to them; they are retried later.
+            self.settle_pending(Status.TRANSIENT, *self.over_limit)
+            return False
+        return True
+
     def outcomes(self) -> list[RecipientOutcome]:
         return [self.settled[index] for index in range(len(self.recipients))]
 
@@ -407,17 +422,7 @@ def _one_transaction(connection: smtplib.SMTP, transaction: Transaction, data: b
         return False
     transaction.stage = "data"
     code, reply = connection.data(data)
-    transaction.code = code
-    for index in transaction.passed:
-        transaction.settle(index, status_for_code(code), code, _text(reply))
-    if transaction.over_limit is None:
-        return False
-    if status_for_code(code) is not Status.ACCEPTED:
-        # The message itself was refused: the rest were not tried, and the limit's 452 is
-        # what the server said to them; they are retried later.
-        transaction.settle_pending(Status.TRANSIENT, *transaction.over_limit)
-        return False
-    return True
+    return transaction.settle_data(code, reply)
 
 
 def _mail_options(connection: smtplib.SMTP, data: bytes) -> list[str]:
