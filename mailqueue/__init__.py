@@ -48,11 +48,24 @@ __all__ = ["outbox", *_LAZY]
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
+    if module is None and name in _DEPRECATED_ON_IMPORT:
+        return _deprecated_on_import(name)
     if module is None:
         raise AttributeError(f"module 'mailqueue' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+_DEPRECATED_ON_IMPORT = frozenset({"BadHeaderError"})
+
+
+def _deprecated_on_import(name: str) -> Any:
+    """A name Django 6.1 still exports with a warning on every import (never cached here)."""
+    from mailqueue import deprecation
+
+    deprecation.warn(deprecation.DEPRECATED_ON_IMPORT[name])
+    return getattr(deprecation, name)
 
 
 def __dir__() -> list[str]:

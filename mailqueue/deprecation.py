@@ -183,3 +183,9 @@ def legacy_recipients(setting_name: str, recipients: Any) -> Any:
         )
         return [a[1] for a in recipients]
     return recipients
+
+
+# BadHeaderError is ValueError itself (not a subclass), so ``except BadHeaderError`` catches the
+# ValueError mailqueue raises for header injection; importing it from ``mailqueue`` warns.
+BadHeaderError = ValueError
+DEPRECATED_ON_IMPORT = {"BadHeaderError": "BadHeaderError is deprecated. Replace with ValueError."}

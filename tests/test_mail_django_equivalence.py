@@ -230,3 +230,17 @@ def test_creating_the_smtp_backend_directly_warns_alike() -> None:
 
     result, seen = same(call)  # without MAILERS: with it, Django refuses to read EMAIL_PORT (README)
     assert result == 25 and seen
+
+
+def test_bad_header_error_is_value_error_and_warns_on_import_alike() -> None:
+    seen = {}
+    for name, module in (("django", django_mail), ("mailqueue", mailqueue)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            error = module.BadHeaderError
+        seen[name] = (error, [(type(w.message).__name__, type(w.message).__mro__[1], str(w.message)) for w in caught])
+    assert seen["django"] == seen["mailqueue"]
+    assert seen["mailqueue"][0] is ValueError and len(seen["mailqueue"][1]) == 1
+    with pytest.raises(mailqueue.deprecation.BadHeaderError, match="Header"):
+        mailqueue.EmailMessage("Hi", "Body", "a@example.com", ["b@example.com"],
+                               headers={"X-Bad": "one\r\nBcc: c@example.com"}).message()
