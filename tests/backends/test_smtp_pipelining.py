@@ -90,6 +90,17 @@ def test_pipelined_outcomes_match_lock_step_on_aiosmtpd(scenario: str) -> None:
         assert pipelined == lock_step
 
 
+def test_the_aiosmtpd_server_offers_pipelining(smtp_server: SMTPTestServer) -> None:
+    """Else the comparisons above would compare lock-step with itself."""
+    backend = backend_for(smtp_server, pipelining=True)
+    try:
+        backend.send_serialized(RAW, sender=SENDER, recipients=FIVE[:1])
+        assert backend.connection is not None
+        assert pipelining.supports_pipelining(backend.connection)
+    finally:
+        backend.close()
+
+
 def test_the_scenarios_do_differ_from_each_other() -> None:
     """The comparison above is not vacuous: the faults change the outcomes."""
     accepted = run_aiosmtpd(SCENARIOS["all accepted"], FIVE, pipelining=True)
