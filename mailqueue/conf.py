@@ -143,6 +143,8 @@ def masked(name: str, value: Any) -> Any:
         return MASK
     if isinstance(value, str) and "://" in value:
         return redacted(value)
+    if isinstance(value, dict):  # MAILERS' OPTIONS, MAILQUEUE_RELAYS: passwords inside
+        return {key: masked(str(key).upper(), item) for key, item in value.items()}
     return value
 
 

@@ -105,6 +105,21 @@ SETTINGS: dict[str, Setting] = {
     "MAILQUEUE_DEFERRED_POLL_INTERVAL": Setting(
         1.0, float, "Seconds between checks for deferred retries that are due."
     ),
+    "MAILQUEUE_RELAYS": Setting(
+        None, dict, "Relays besides 'default' (the EMAIL_* settings): {name: {'EMAIL_HOST': ..., 'EMAIL_PORT': ..., "
+        "'EMAIL_HOST_USER': ..., 'EMAIL_HOST_PASSWORD': ..., 'EMAIL_USE_TLS': ..., 'RATE_LIMIT': '50/s'}}; "
+        "JSON in the environment. Producers pick one with get_connection(relay=name); only the name travels."
+    ),
+    "MAILQUEUE_RATE_LIMIT": Setting(
+        "", str, "Messages per second, minute or hour ('20/s', '600/m', '10000/h') the whole fleet hands to the "
+        "default relay. Empty: no limit."
+    ),
+    "MAILQUEUE_RATE_LIMIT_MAX_WAIT": Setting(
+        2.0, float, "Longest a worker waits for the rate limit before deferring the rest of its round, in seconds."
+    ),
+    "MAILQUEUE_THROTTLE_PAUSE": Setting(
+        30.0, float, "Seconds every worker holds off a relay that answered 421 or 454 (too many messages)."
+    ),
     "MAILQUEUE_SIGNING_REQUIRED": Setting(
         True, bool, "With a signing key set, refuse unsigned tasks (false: accept them, while producers start signing)."
     ),

@@ -18,7 +18,7 @@ from mailqueue.backends.base import BaseEmailBackend
 from mailqueue.conf import settings
 from mailqueue.exceptions import BrokerUnavailable
 from mailqueue.queue.delivery import Delivery
-from mailqueue.queue.envelope import Envelope
+from mailqueue.queue.envelope import DEFAULT_RELAY, Envelope, check_relay_name
 from mailqueue.queue.producer import Publisher, get_publisher
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ class EmailBackend(BaseEmailBackend):
     Keyword arguments override the settings for this backend: ``broker_url``
     (MAILQUEUE_BROKER_URL), ``queue`` (MAILQUEUE_QUEUE), ``batch_size``
     (MAILQUEUE_BATCH_SIZE) and ``max_message_size`` (MAILQUEUE_MAX_MESSAGE_SIZE).
+    ``relay`` names the relay the workers deliver through (one of their MAILQUEUE_RELAYS;
+    "default": their EMAIL_* settings); only the name travels, never credentials.
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class EmailBackend(BaseEmailBackend):
         queue: str | None = None,
         batch_size: int | None = None,
         max_message_size: int | None = None,
+        relay: str = DEFAULT_RELAY,
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
@@ -54,6 +57,7 @@ class EmailBackend(BaseEmailBackend):
         self.queue: str = queue or settings.MAILQUEUE_QUEUE
         self.batch_size = _positive_int("batch_size", batch_size, "MAILQUEUE_BATCH_SIZE")
         self.max_message_size = _positive_int("max_message_size", max_message_size, "MAILQUEUE_MAX_MESSAGE_SIZE")
+        self.relay = check_relay_name(relay)
         self.publisher: Publisher | None = None
 
     def open(self) -> bool:
@@ -83,7 +87,7 @@ class EmailBackend(BaseEmailBackend):
         Messages without recipients are skipped, as Django's SMTP backend does.
         """
         return [
-            (message, Envelope.from_email_message(message, max_size=self.max_message_size))
+            (message, Envelope.from_email_message(message, max_size=self.max_message_size, relay=self.relay))
             for message in email_messages
             if message.recipients()
         ]

@@ -11,6 +11,7 @@ import base64
 import binascii
 import email.policy
 import math
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -24,8 +25,25 @@ from mailqueue.message.headers import has_line_break
 if TYPE_CHECKING:
     from mailqueue.message import EmailMessage
 
-WIRE_VERSION = 1
+# Version 2 adds "relay". A payload for the default relay is still written as version 1, so
+# workers of an older release keep reading it; one that names a relay is version 2, which they
+# dead-letter instead of sending it through the wrong relay.
+WIRE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 DELIVER_TASK = "mailqueue.deliver"  # producers send this task by name; workers/tasks.py defines it
+DEFAULT_RELAY = "default"  # the workers' EMAIL_* settings (MAILQUEUE_RELAYS names the others)
+RELAY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_relay_name(name: object, *, what: str = "relay") -> str:
+    """A relay name as producers may write it and workers read it: letters, digits, "_.-", at most 64."""
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a str naming a relay in the workers' MAILQUEUE_RELAYS, "
+                        f"got {type(name).__name__}")
+    if RELAY_NAME.fullmatch(name) is None:
+        raise ValueError(f"{what}={name!r} is not a relay name: use letters, digits, '_', '.' and '-' "
+                         "(at most 64, starting with a letter or digit).")
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +55,12 @@ class Envelope:
     recipients: tuple[str, ...]
     message: bytes
     enqueued_at: float
+    relay: str = DEFAULT_RELAY  # a name only: credentials stay in the workers' settings
 
     @classmethod
-    def from_email_message(cls, email_message: EmailMessage, *, max_size: int) -> Envelope:
+    def from_email_message(
+        cls, email_message: EmailMessage, *, max_size: int, relay: str = DEFAULT_RELAY
+    ) -> Envelope:
         """Serialize once, validate everything, and refuse what cannot be sent.
 
         ``mailqueue.message.fastpath`` writes the common messages directly and hands the rest to
@@ -57,20 +78,24 @@ class Envelope:
             recipients=tuple(envelope_address(address) for address in email_message.recipients()),
             message=raw,
             enqueued_at=time.time(),
+            relay=relay,
         )
 
     def with_recipients(self, recipients: Iterable[str]) -> Envelope:
         return replace(self, recipients=tuple(recipients))
 
     def to_payload(self) -> dict[str, Any]:
-        return {
-            "v": WIRE_VERSION,
+        payload: dict[str, Any] = {
+            "v": 1,
             "message_id": self.message_id,
             "sender": self.sender,
             "recipients": list(self.recipients),
             "message": base64.b64encode(self.message).decode("ascii"),
             "enqueued_at": self.enqueued_at,
         }
+        if self.relay != DEFAULT_RELAY:
+            payload.update(v=2, relay=self.relay)
+        return payload
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Envelope:
@@ -81,9 +106,10 @@ class Envelope:
         ``check_envelope_address``); anything else raises UnsupportedPayload naming the field.
         """
         version = payload.get("v") if isinstance(payload, dict) else None
-        if type(version) is not int or version != WIRE_VERSION:  # not True, not 1.0
+        if type(version) is not int or version not in READABLE_VERSIONS:  # not True, not 1.0
             raise UnsupportedPayload(
-                f"Payload version {version!r} is not supported (this mailqueue reads version {WIRE_VERSION})."
+                f"Payload version {version!r} is not supported (this mailqueue reads versions "
+                f"{' and '.join(map(str, READABLE_VERSIONS))})."
             )
         return cls(
             message_id=_message_id(_field(payload, "message_id")),
@@ -91,6 +117,7 @@ class Envelope:
             recipients=_recipients(_field(payload, "recipients")),
             message=_message(_field(payload, "message")),
             enqueued_at=_timestamp(_field(payload, "enqueued_at")),
+            relay=_relay(version, payload),
         )
 
 
@@ -138,6 +165,17 @@ def _timestamp(value: Any) -> float:
     if type(value) not in (int, float) or not math.isfinite(value):  # not a bool, not NaN
         raise _malformed("enqueued_at", f"must be a number (a Unix time), got {_shown(value)}")
     return float(value)
+
+
+def _relay(version: int, payload: dict[str, Any]) -> str:
+    if version == 1:
+        if "relay" in payload:  # a version 1 producer never writes it: an old worker would ignore it
+            raise _malformed("relay", "is not part of a version 1 payload")
+        return DEFAULT_RELAY
+    try:
+        return check_relay_name(_field(payload, "relay"))
+    except (TypeError, ValueError) as error:
+        raise _malformed("relay", f"is invalid: {error}") from None
 
 
 def _shown(value: Any) -> str:

@@ -80,6 +80,19 @@ def quarantine_index_key() -> str:
     return key_for("quarantine", "index")
 
 
+# --- fleet-wide rate limits per relay (workers/ratelimit.py) --------------------------------------
+
+
+def rate_bucket_key(relay: str) -> str:
+    """Hash: the relay's token bucket (tokens left, Redis time of the last draw)."""
+    return key_for("ratelimit", relay, "bucket")
+
+
+def relay_pause_key(relay: str) -> str:
+    """String with a time to live: the relay answered 421/454, every worker holds off until it expires."""
+    return key_for("ratelimit", relay, "paused")
+
+
 # --- counters for `mailqueue stats` ------------------------------------------------------------
 
 

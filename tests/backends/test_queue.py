@@ -120,6 +120,28 @@ def test_queue_comes_from_the_setting_or_the_argument(redis_client: redis.Redis)
     assert (redis_client.llen("bulk"), redis_client.llen("urgent"), redis_client.llen("mailqueue")) == (1, 1, 0)
 
 
+@pytest.mark.filterwarnings("ignore:get_connection:mailqueue.deprecation.RemovedInDjango2028Warning")
+def test_relay_travels_by_name_from_get_connection_or_a_mailer(redis_client: redis.Redis) -> None:
+    get_connection(QUEUE_BACKEND, relay="bulk").send_messages(messages(1))
+    mailers = {"default": {"BACKEND": QUEUE_BACKEND},
+               "newsletter": {"BACKEND": QUEUE_BACKEND, "OPTIONS": {"relay": "bulk.eu-1"}}}
+    with override_settings(MAILERS=mailers):
+        send_mail("S", "B", "from@example.com", ["n@example.com"], using="newsletter")
+        send_mail("S", "B", "from@example.com", ["d@example.com"])
+    relays = {payload["recipients"][0]: (payload["v"], payload.get("relay")) for payload in payloads_on(redis_client)}
+    assert relays == {"to-0@example.com": (2, "bulk"), "n@example.com": (2, "bulk.eu-1"), "d@example.com": (1, None)}
+
+
+@pytest.mark.filterwarnings("ignore:get_connection:mailqueue.deprecation.RemovedInDjango2028Warning")
+@pytest.mark.parametrize(("relay", "error"), [("", ValueError), ("bulk relay", ValueError),
+                                               ("bulk\r\nX: y", ValueError), (["bulk"], TypeError)])
+def test_a_bad_relay_name_is_refused_at_the_call_site(relay: Any, error: type[Exception],
+                                                      redis_client: redis.Redis) -> None:
+    with pytest.raises(error, match="relay"):
+        get_connection(QUEUE_BACKEND, relay=relay)
+    assert redis_client.llen("mailqueue") == 0
+
+
 def test_messages_without_recipients_are_skipped(redis_client: redis.Redis) -> None:
     nobody = EmailMessage("S", "B", "from@example.com", [])
     somebody = EmailMessage("S", "B", "from@example.com", ["to@example.com"])

@@ -33,7 +33,7 @@ def test_payload_holds_version_message_id_envelope_and_base64_bytes() -> None:
     envelope = make_envelope(EmailMessage("Subject", "Body", "from@example.com", ["to@example.com"]))
     payload = envelope.to_payload()
     assert set(payload) == {"v", "message_id", "sender", "recipients", "message", "enqueued_at"}
-    assert payload["v"] == WIRE_VERSION
+    assert payload["v"] == 1  # the default relay: still readable by workers that know only version 1
     assert base64.b64decode(payload["message"]) == envelope.message
 
 
@@ -124,6 +124,31 @@ def test_with_recipients_keeps_everything_else() -> None:
     assert narrowed.recipients == ("b@example.com",)
     assert (narrowed.message_id, narrowed.message, narrowed.sender) == (
         envelope.message_id, envelope.message, envelope.sender)
+
+
+def test_a_named_relay_travels_as_version_2_by_name_only() -> None:
+    message = EmailMessage("S", "B", "from@example.com", ["to@example.com"])
+    envelope = Envelope.from_email_message(message, max_size=10**6, relay="bulk")
+    payload = envelope.to_payload()
+    assert (payload["v"], payload["relay"]) == (2, "bulk")
+    assert Envelope.from_payload(json.loads(json.dumps(payload))) == envelope
+    assert envelope.with_recipients(["x@example.com"]).relay == "bulk"
+
+
+@pytest.mark.parametrize("relay", ["", " bulk", "bulk\r\nX: y", "a" * 65, "../x", 7, None])
+def test_a_relay_off_the_broker_is_checked(relay: object) -> None:
+    payload = make_envelope(EmailMessage("S", "B", "from@example.com", ["to@example.com"])).to_payload()
+    payload.update(v=2, relay=relay)
+    with pytest.raises(UnsupportedPayload, match="'relay'"):
+        Envelope.from_payload(payload)
+
+
+def test_version_2_needs_its_relay_and_version_1_may_not_carry_one() -> None:
+    payload = make_envelope(EmailMessage("S", "B", "from@example.com", ["to@example.com"])).to_payload()
+    with pytest.raises(UnsupportedPayload, match="'relay' is missing"):
+        Envelope.from_payload({**payload, "v": 2})
+    with pytest.raises(UnsupportedPayload, match="'relay' is not part of a version 1"):
+        Envelope.from_payload({**payload, "relay": "bulk"})
 
 
 @pytest.mark.parametrize("version", [None, 0, WIRE_VERSION + 1, "1"])

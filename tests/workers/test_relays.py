@@ -1,0 +1,76 @@
+"""MAILQUEUE_RELAYS as the workers read it: complete relays, errors naming the culprit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from mailqueue.conf import override_settings, settings
+from mailqueue.exceptions import ImproperlyConfigured
+from workers.ratelimit import Rate
+from workers.relays import UnknownRelay, relay, relays
+
+BULK = {"EMAIL_HOST": "bulk.example.net", "EMAIL_PORT": 2587, "EMAIL_HOST_USER": "bulk-user",
+        "EMAIL_HOST_PASSWORD": "bulk-s3cret", "EMAIL_USE_TLS": True, "RATE_LIMIT": "50/s"}
+
+
+def test_without_relays_there_is_the_default_relay_with_the_fleet_rate() -> None:
+    with override_settings(MAILQUEUE_RATE_LIMIT="20/s"):
+        (only,) = relays().values()
+    assert (only.name, only.is_default, only.rate) == ("default", True, Rate(20, 1.0))
+
+
+def test_a_relay_maps_its_keys_to_the_smtp_backend_arguments() -> None:
+    with override_settings(MAILQUEUE_RELAYS={"bulk": BULK}):
+        bulk = relay("bulk")
+    assert dict(bulk.arguments) == {"host": "bulk.example.net", "port": 2587, "username": "bulk-user",
+                                    "password": "bulk-s3cret", "use_tls": True}
+    assert bulk.rate == Rate(50, 1.0)
+    assert "bulk-s3cret" not in repr(bulk) and "bulk-s3cret" not in bulk.describe()
+
+
+def test_relays_come_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILQUEUE_RELAYS", json.dumps({"bulk": BULK}))
+    assert relay("bulk").arguments["host"] == "bulk.example.net"
+    assert "bulk-s3cret" not in json.dumps(settings.as_dict())
+
+
+def test_an_unknown_relay_names_it_and_the_known_ones() -> None:
+    with override_settings(MAILQUEUE_RELAYS={"bulk": BULK}), pytest.raises(UnknownRelay) as caught:
+        relay("transactional")
+    assert str(caught.value).startswith("unknown relay 'transactional'")
+    assert "'default', 'bulk'" in str(caught.value)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ([], "must be a dict"),
+    ({"default": BULK}, "the relay 'default' is the EMAIL_\\* settings"),
+    ({"bad name": BULK}, "not a relay name"),
+    ({"bulk": "smtp://x"}, r"MAILQUEUE_RELAYS\['bulk'\] must be a dict"),
+    ({"bulk": {**BULK, "EMAIL_PASSWORD": "x"}}, "unknown key\\(s\\) 'EMAIL_PASSWORD'"),
+    ({"bulk": {**BULK, "EMAIL_PORT": "2587"}}, r"\['EMAIL_PORT'\] must be int"),
+    ({"bulk": {**BULK, "EMAIL_USE_TLS": 1}}, r"\['EMAIL_USE_TLS'\] must be bool"),
+    ({"bulk": {**BULK, "EMAIL_HOST_PASSWORD": 7}}, r"must be str, got <hidden>"),
+    ({"bulk": {"EMAIL_PORT": 25}}, "must give EMAIL_HOST"),
+    ({"bulk": {**BULK, "EMAIL_USE_SSL": True}}, "mutually exclusive"),
+    ({"bulk": {**BULK, "RATE_LIMIT": "fast"}}, r"\['RATE_LIMIT'\]='fast' is not a rate"),
+])
+def test_a_bad_relay_is_an_error_naming_it(value: Any, message: str) -> None:
+    with override_settings(MAILQUEUE_RELAYS=value), pytest.raises(ImproperlyConfigured, match=message):
+        relays()
+
+
+def test_a_bad_fleet_rate_is_an_error_naming_the_setting() -> None:
+    with override_settings(MAILQUEUE_RATE_LIMIT="20 per second"), pytest.raises(
+            ImproperlyConfigured, match="MAILQUEUE_RATE_LIMIT='20 per second' is not a rate"):
+        relays()
+
+
+def test_a_change_of_settings_is_seen_by_the_next_round() -> None:
+    with override_settings(MAILQUEUE_RELAYS={"bulk": BULK}):
+        assert "bulk" in relays()
+    with override_settings(MAILQUEUE_RELAYS={"bulk": {**BULK, "EMAIL_HOST": "other.example.net"}}):
+        assert relay("bulk").arguments["host"] == "other.example.net"
+    assert list(relays()) == ["default"]
