@@ -40,6 +40,7 @@ from workers import authenticity, session
 from workers.arguments import TaskArguments, Unreadable
 from workers.deferral import DeferredTask
 from workers.durable import retry_redis
+from workers.relays import Relay, UnknownRelay, relays
 from workers.report import (
     FAILED,
     PENDING,
@@ -81,8 +82,10 @@ def unreadable_key(letter_id: str) -> str:
 class DeliveryRound:
     """The state of one round: the batch, the report so far, and the stores it writes to."""
 
-    def __init__(self, *, task_id: str, attempt: int, report: Report | None, stores: Stores) -> None:
+    def __init__(self, *, task_id: str, attempt: int, report: Report | None, stores: Stores,
+                 relays: dict[str, Relay]) -> None:
         self.task_id = task_id
+        self.relays = relays
         self.attempt = attempt  # 1 for the first try
         self.stores = stores
         self.report = report or new_report(task_id, hostname=stores.hostname)
@@ -125,6 +128,9 @@ class DeliveryRound:
         except Exception as error:  # a bug in the reader: it costs this payload, not its batch
             logger.exception("Payload #%d of task %s crashed the payload reader", index, self.task_id)
             self._dead_letter_payload(index, payload, f"unreadable payload: {error!r}")
+            return
+        if envelope.relay not in self.relays:  # never sent through another relay; kept for repair
+            self._dead_letter_payload(index, payload, str(UnknownRelay(envelope.relay, list(self.relays))))
             return
         self._reclaim_message_id(envelope.message_id)
         earlier = self.envelopes.get(envelope.message_id)
@@ -296,13 +302,14 @@ def deliver(self: Task, /, *args: Any, **kwargs: Any) -> Report:
         logger.warning("Delivery task %s: %s", task_id, problem)
     try:
         stores = Stores.from_settings(url=self.app.conf.broker_url, hostname=self.request.hostname)
+        known_relays = relays()
     except (ImproperlyConfigured, ValueError, TypeError) as error:
         # Checked at start-up (workers.app.check_configuration); should a setting break later,
         # keep the task on the broker rather than acknowledge a failure and lose its mail.
         logger.error("Delivery task %s: worker misconfigured (%s); requeueing the task", task_id, error)
         raise Reject(error, requeue=True) from error
     delivery = DeliveryRound(task_id=task_id, attempt=given.rounds_done() + 1, report=given.carried_report(),
-                             stores=stores)
+                             stores=stores, relays=known_relays)
     try:
         try:
             delivery.run(given.batch())

@@ -6,9 +6,14 @@ import json
 from typing import Any
 
 import pytest
+import redis
+from celery import Celery
 
 from mailqueue.conf import override_settings, settings
 from mailqueue.exceptions import ImproperlyConfigured
+from tests.fixtures.celery import final_report, make_payload, send_batch
+from tests.fixtures.smtp import SMTPTestServer
+from workers.deadletters import DeadLetters
 from workers.ratelimit import Rate
 from workers.relays import UnknownRelay, relay, relays
 
@@ -74,3 +79,28 @@ def test_a_change_of_settings_is_seen_by_the_next_round() -> None:
     with override_settings(MAILQUEUE_RELAYS={"bulk": {**BULK, "EMAIL_HOST": "other.example.net"}}):
         assert relay("bulk").arguments["host"] == "other.example.net"
     assert list(relays()) == ["default"]
+
+
+# --- Delivery: a real worker, real servers ---------------------------------------------------------
+
+
+def relay_payload(relay: str, to: str) -> dict[str, Any]:
+    payload = make_payload(to=[to])
+    payload.update(v=2, relay=relay)
+    return payload
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_a_relay_the_worker_does_not_know_is_dead_lettered_naming_it_and_never_sent(
+    celery_app: Celery, smtp_server: SMTPTestServer, redis_client: redis.Redis
+) -> None:
+    unknown, known = relay_payload("bulk", "a@example.com"), make_payload(to=["b@example.com"])
+
+    report = final_report(send_batch(celery_app, [unknown, known]), timeout=20)
+
+    entry = report["messages"][unknown["message_id"]]
+    assert (entry["status"], report["sent"], report["failed"]) == ("failed", 1, 1)
+    letter = DeadLetters(redis_client).get(entry["dead_letter"])
+    assert letter.error["reply"].startswith("unknown relay 'bulk'")
+    assert letter.payload == unknown  # kept whole: configure the relay, then requeue
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["b@example.com"]]
