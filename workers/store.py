@@ -21,6 +21,7 @@ from mailqueue.queue.broker import broker_url
 from workers.deadletters import DeadLetters
 from workers.deferral import Deferrals
 from workers.ledger import Ledger
+from workers.ratelimit import RateLimiter
 from workers.retry import RetryPolicy
 
 
@@ -43,6 +44,7 @@ class Stores:
     ledger: Ledger
     deferrals: Deferrals
     dead_letters: DeadLetters
+    limiter: RateLimiter
     policy: RetryPolicy
     hostname: str
 
@@ -54,6 +56,7 @@ class Stores:
             ledger=Ledger(client, ttl=settings.MAILQUEUE_LEDGER_TTL),
             deferrals=Deferrals(client),
             dead_letters=DeadLetters(client),
+            limiter=RateLimiter(client),
             policy=RetryPolicy.from_settings(),
             hostname=hostname or socket.gethostname(),
         )

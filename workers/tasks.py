@@ -57,6 +57,7 @@ from workers.report import (
     tally,
 )
 from workers.store import Stores
+from workers.throttle import Throttle
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,10 @@ class DeliveryRound:
         self.already: dict[str, set[str]] = {}
         # Stay well inside the visibility timeout, or Redis hands this task to a second worker.
         self.deadline = time.monotonic() + settings.MAILQUEUE_VISIBILITY_TIMEOUT / 2
+        self.throttle = Throttle(stores.limiter, max_wait=float(settings.MAILQUEUE_RATE_LIMIT_MAX_WAIT),
+                                 pause=float(settings.MAILQUEUE_THROTTLE_PAUSE), deadline=self.deadline)
+        self.held: set[str] = set()  # relays this round stopped sending to (rate limit or pause)
+        self.throttled: set[str] = set()  # Message-IDs held back by them, not attempted
 
     # --- sending ---------------------------------------------------------------------------
     def run(self, payloads: list[dict[str, Any]]) -> None:
@@ -152,7 +157,16 @@ class DeliveryRound:
                 todo.append(recipient)
         if not todo:
             return []
+        relay = self.relays[envelope.relay]
+        if relay.name in self.held or self.throttle.admit(relay) is not None:
+            self.held.add(relay.name)
+            self.throttled.add(message_id)
+            message_entry(self.report, message_id)["attempts"] -= 1  # not attempted after all
+            self._postpone(envelope.with_recipients(todo),
+                           f"not attempted: {relay.describe()} is held back by its rate limit or a pause")
+            return []
         outcomes = session.current().send(envelope.with_recipients(todo))
+        self.throttle.observe(relay, outcomes)
         accepted_at = time.time()
         accepted = [outcome.recipient for outcome in outcomes if outcome.accepted]
         # Held in memory until the ledger has it: a Redis blink must not make this task run again first.
@@ -247,15 +261,23 @@ class DeliveryRound:
             self.report["messages"][unreadable_key(entry["dead_letter"])] = self.report["messages"].pop(message_id)
 
     # --- ending ----------------------------------------------------------------------------
-    def defer(self, task: Task, payloads: list[dict[str, Any]], delay: float) -> None:
-        """Park the pending recipients until the retry is due, and end this round."""
+    def only_throttled(self) -> bool:
+        """Whether every unsettled message was held back by a rate limit, none failed."""
+        return all(envelope.message_id in self.throttled for envelope in self.unsettled())
+
+    def defer(self, task: Task, payloads: list[dict[str, Any]], delay: float, *, retry: bool = True) -> None:
+        """Park the pending recipients until the retry is due, and end this round.
+
+        ``retry=False``: nothing failed, a rate limit held the mail back; the next round is not a retry.
+        """
         due = time.time() + delay
         tally(self.report)["next_attempt_at"] = due
-        self.counts.update(retries=1, deferred=len(payloads))  # one retry round, its messages
+        self.counts.update(retries=int(retry), deferred=len(payloads))  # one retry round, its messages
         self.flush_counts()
         task.update_state(state=DEFERRED, meta=self.report)
-        entry = DeferredTask(task_id=self.task_id, payloads=payloads, attempt=self.attempt, report=self.report, due=due,
-                             queue=arrival_queue(task))
+        rounds_done = self.attempt if retry else self.attempt - 1
+        entry = DeferredTask(task_id=self.task_id, payloads=payloads, attempt=rounds_done, report=self.report,
+                             due=due, queue=arrival_queue(task))
         retry_redis(lambda: self.stores.deferrals.defer(entry), what=f"defer task {self.task_id}")
         logger.info("Task %s: %d message(s) deferred; attempt %d in %.1fs",
                     self.task_id, len(payloads), self.attempt + 1, delay)
@@ -315,9 +337,12 @@ def deliver(self: Task, /, *args: Any, **kwargs: Any) -> Report:
             delivery.run(given.batch())
             pending = delivery.pending_payloads()
             if pending:
+                held_for = delivery.throttle.longest_wait
+                if delivery.only_throttled():
+                    delivery.defer(self, pending, held_for, retry=False)
                 delay = stores.policy.next_delay(delivery.attempt)
                 if delay is not None:
-                    delivery.defer(self, pending, delay)
+                    delivery.defer(self, pending, max(delay, held_for))
                 delivery.give_up()
         except (Ignore, Reject, RedisError):
             raise

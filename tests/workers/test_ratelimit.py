@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
+from typing import Any
 
 import pytest
 import redis
+from celery import Celery
 
+from mailqueue.conf import override_settings
+from tests.fixtures.celery import delivered_pairs, final_report, make_payload, send_batch
+from tests.fixtures.smtp import SMTPTestServer
 from workers.ratelimit import Rate, RateLimiter
 
 
@@ -109,3 +115,63 @@ def test_a_pause_is_only_ever_lengthened(redis_client: redis.Redis) -> None:
     assert limiter.paused_for("default") > 9
     limiter.pause("default", 20)
     assert limiter.paused_for("default") > 19
+
+
+# --- The whole fleet, measured at the SMTP server ---------------------------------------------------
+
+
+def busiest_second(times: list[float]) -> int:
+    times = sorted(times)
+    return max(bisect.bisect_left(times, start + 1.0) - index for index, start in enumerate(times))
+
+
+@pytest.mark.faults
+def test_three_worker_processes_together_keep_to_the_fleet_rate(
+    worker_process: Any, celery_app: Celery, smtp_server: SMTPTestServer
+) -> None:
+    """20/s over 3 processes: no 1-second window above 24 at the server, and the limit is used (>= 18/s)."""
+    count = 200
+    payloads = [make_payload(to=[f"r{n}@example.com"]) for n in range(count)]
+    batches = [payloads[start:start + 10] for start in range(0, count, 10)]
+    worker_process(concurrency=3, MAILQUEUE_RATE_LIMIT="20/s")
+    results = [send_batch(celery_app, batch) for batch in batches]
+
+    smtp_server.wait_for_messages(count, timeout=40)
+    reports = [final_report(result, timeout=20) for result in results]
+
+    times = [received.received_at for received in smtp_server.messages]
+    assert sum(report["sent"] for report in reports) == count
+    assert set(delivered_pairs(smtp_server).values()) == {1}  # none twice
+    assert busiest_second(times) <= 24
+    assert (count - 1) / (max(times) - min(times)) >= 18
+
+
+def test_a_round_held_back_by_the_limit_is_deferred_without_counting_a_retry(
+    celery_app: Celery, celery_worker: Any, smtp_server: SMTPTestServer
+) -> None:
+    payloads = [make_payload(to=[f"r{n}@example.com"]) for n in range(4)]
+    with override_settings(MAILQUEUE_RATE_LIMIT="4/s", MAILQUEUE_RATE_LIMIT_MAX_WAIT=0.05, MAILQUEUE_MAX_RETRIES=0):
+        report = final_report(send_batch(celery_app, payloads), timeout=20)
+    assert (report["sent"], report["failed"], report["retries"]) == (4, 0, 0)
+    assert {entry["attempts"] for entry in report["messages"].values()} == {1}
+    times = sorted(received.received_at for received in smtp_server.messages)
+    assert times[-1] - times[0] >= 0.6  # one every 250 ms: deferred three times, not sent at once
+
+
+@pytest.mark.faults
+def test_a_421_pauses_the_relay_for_every_worker_process(
+    worker_process: Any, celery_app: Celery, smtp_server: SMTPTestServer
+) -> None:
+    smtp_server.fail_sender(421, "4.7.0 Too many messages, slow down", times=1)
+    worker_process(concurrency=3, MAILQUEUE_THROTTLE_PAUSE=2.0)
+    first = send_batch(celery_app, [make_payload(to=["first@example.com"])])
+    time.sleep(0.5)  # the first 421 has paused the relay
+    paused_at = time.time()
+    others = [send_batch(celery_app, [make_payload(to=[f"o{n}@example.com"])]) for n in range(6)]
+
+    reports = [final_report(result, timeout=30) for result in [first, *others]]
+
+    assert sum(report["sent"] for report in reports) == 7
+    assert set(delivered_pairs(smtp_server).values()) == {1}
+    earliest = min(received.received_at for received in smtp_server.messages)
+    assert earliest >= paused_at + 1.0  # nobody sent while the relay was paused
