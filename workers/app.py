@@ -37,6 +37,7 @@ from workers import signals as pool_signals
 from workers.deferral import DeferralPoller, Deferrals, DeferredTask
 from workers.garbage import RefusedMessages
 from workers.redelivery import Redelivery
+from workers.relays import relays
 from workers.store import Stores, redis_client
 from workers.transport import Transport
 from workers.visibility import VisibilityKeeper
@@ -132,7 +133,8 @@ def check_configuration(app: Celery) -> None:
     """
     try:
         Stores.from_settings(url=app.conf.broker_url)
-        session.build_backend().close()
+        for relay in relays().values():  # each relay's settings, its limit and its timeout
+            session.build_backend(relay).close()
         authenticity.check_configuration()
         high_water_fraction()  # workers.transport reads it on every new channel
     except (ImproperlyConfigured, ValueError, TypeError) as error:

@@ -10,6 +10,7 @@ once by the SMTP backend itself, before anything was sent.)
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -20,7 +21,8 @@ from mailqueue.conf import settings
 from mailqueue.exceptions import ImproperlyConfigured
 from mailqueue.loading import import_string
 from mailqueue.outcomes import RecipientOutcome, Status
-from mailqueue.queue.envelope import Envelope
+from mailqueue.queue.envelope import DEFAULT_RELAY, Envelope
+from workers.relays import Relay
 
 logger = logging.getLogger(__name__)
 
@@ -42,19 +44,21 @@ def connection_lost(outcomes: Sequence[RecipientOutcome]) -> bool:
     return bool(outcomes) and all(o.status is Status.TRANSIENT and o.code is None for o in outcomes)
 
 
-def smtp_timeout() -> float:
+def smtp_timeout(configured: float | None = None, *, source: str = "EMAIL_TIMEOUT") -> float:
     """Seconds one SMTP wait may take in a worker: EMAIL_TIMEOUT, or DEFAULT_SMTP_TIMEOUT if unset.
 
     One wait must end well inside the visibility timeout: if this worker's visibility keeper
     cannot reach Redis, its task is handed out again one timeout after the last refresh.
+    ``configured``/``source``: a relay's own timeout, checked the same way.
     """
-    configured = settings.EMAIL_TIMEOUT
+    if configured is None and source == "EMAIL_TIMEOUT":
+        configured = settings.EMAIL_TIMEOUT
     timeout = DEFAULT_SMTP_TIMEOUT if configured is None else float(configured)
     visibility = float(settings.MAILQUEUE_VISIBILITY_TIMEOUT)
     if not timeout > 0:
-        raise ImproperlyConfigured(f"EMAIL_TIMEOUT must be a positive number of seconds, got {configured!r}.")
+        raise ImproperlyConfigured(f"{source} must be a positive number of seconds, got {configured!r}.")
     if timeout * 2 > visibility:
-        source = "EMAIL_TIMEOUT" if configured is not None else "the workers' default SMTP timeout"
+        source = source if configured is not None else "the workers' default SMTP timeout"
         raise ImproperlyConfigured(
             f"{source} ({timeout:g}s) must be at most half of MAILQUEUE_VISIBILITY_TIMEOUT ({visibility:g}s): "
             "a message waiting on a slow relay longer than that could be handed to a second worker. "
@@ -63,10 +67,11 @@ def smtp_timeout() -> float:
     return timeout
 
 
-def build_backend() -> DeliveryBackend:
-    """The backend named by MAILQUEUE_DELIVERY_BACKEND, configured from the EMAIL_* settings.
+def build_backend(relay: Relay | None = None) -> DeliveryBackend:
+    """The backend named by MAILQUEUE_DELIVERY_BACKEND, for ``relay`` (default: the EMAIL_* settings).
 
     A backend whose ``timeout`` is None (Django's "wait forever") gets ``smtp_timeout()``.
+    A relay of MAILQUEUE_RELAYS is made like a mailer: from its own settings only.
     """
     timeout = smtp_timeout()
     path = settings.MAILQUEUE_DELIVERY_BACKEND
@@ -77,7 +82,12 @@ def build_backend() -> DeliveryBackend:
             "workers need a backend that reports per-recipient outcomes, such as "
             "'mailqueue.backends.smtp.EmailBackend'."
         )
-    backend: DeliveryBackend = backend_class()
+    if relay is None or relay.is_default:
+        backend: DeliveryBackend = backend_class()
+    else:
+        backend = backend_class(alias=f"relay {relay.name}", **relay.arguments)
+        if getattr(backend, "timeout", None) is not None:
+            smtp_timeout(backend.timeout, source=f"MAILQUEUE_RELAYS[{relay.name!r}]['EMAIL_TIMEOUT']")
     if getattr(backend, "timeout", 0) is None:
         backend.timeout = timeout  # type: ignore[attr-defined]
     return backend
@@ -103,8 +113,8 @@ class Session:
         self.sent = 0  # messages sent over the current connection
 
     @classmethod
-    def from_settings(cls) -> Session:
-        return cls(max_age=float(settings.MAILQUEUE_CONNECTION_MAX_AGE),
+    def from_settings(cls, relay: Relay | None = None) -> Session:
+        return cls(functools.partial(build_backend, relay), max_age=float(settings.MAILQUEUE_CONNECTION_MAX_AGE),
                    max_messages=int(settings.MAILQUEUE_CONNECTION_MAX_MESSAGES))
 
     def send(self, envelope: Envelope) -> list[RecipientOutcome]:
@@ -149,12 +159,21 @@ _sessions: list[Session] = []
 _sessions_lock = threading.Lock()
 
 
-def current() -> Session:
-    """This thread's session, created on first use."""
-    session: Session | None = getattr(_local, "session", None)
-    if session is None:
-        session = Session.from_settings()
-        _local.session = session
+def current(relay: Relay | None = None) -> Session:
+    """This thread's session with ``relay`` (default: the EMAIL_* settings), created on first use.
+
+    A relay whose settings changed (a test, a reload) gets a new session; the old one is closed.
+    """
+    sessions: dict[str, tuple[dict[str, Any], Session]] = _local.__dict__.setdefault("sessions", {})
+    name = relay.name if relay is not None else DEFAULT_RELAY
+    arguments = dict(relay.arguments) if relay is not None else {}
+    known = sessions.get(name)
+    if known is not None and known[0] != arguments:
+        known[1].close()
+        known = None
+    if known is None:
+        known = sessions[name] = (arguments, Session.from_settings(relay))
+    session = known[1]
     with _sessions_lock:
         if session not in _sessions:  # new, or closed by close_all() and used again
             _sessions.append(session)

@@ -165,7 +165,7 @@ class DeliveryRound:
             self._postpone(envelope.with_recipients(todo),
                            f"not attempted: {relay.describe()} is held back by its rate limit or a pause")
             return []
-        outcomes = session.current().send(envelope.with_recipients(todo))
+        outcomes = session.current(relay).send(envelope.with_recipients(todo))
         self.throttle.observe(relay, outcomes)
         accepted_at = time.time()
         accepted = [outcome.recipient for outcome in outcomes if outcome.accepted]

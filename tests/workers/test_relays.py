@@ -12,7 +12,8 @@ from celery import Celery
 from mailqueue.conf import override_settings, settings
 from mailqueue.exceptions import ImproperlyConfigured
 from tests.fixtures.celery import final_report, make_payload, send_batch
-from tests.fixtures.smtp import SMTPTestServer
+from tests.fixtures.smtp import SMTP_PASSWORD, SMTP_USERNAME, SMTPTestServer
+from workers.app import check_configuration
 from workers.deadletters import DeadLetters
 from workers.ratelimit import Rate
 from workers.relays import UnknownRelay, relay, relays
@@ -104,3 +105,46 @@ def test_a_relay_the_worker_does_not_know_is_dead_lettered_naming_it_and_never_s
     assert letter.error["reply"].startswith("unknown relay 'bulk'")
     assert letter.payload == unknown  # kept whole: configure the relay, then requeue
     assert [m.rcpt_tos for m in smtp_server.messages] == [["b@example.com"]]
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_each_relay_delivers_over_its_own_connection_with_its_own_credentials(
+    celery_app: Celery, smtp_server: SMTPTestServer, smtp_auth_server: SMTPTestServer
+) -> None:
+    bulk = {"EMAIL_HOST": smtp_auth_server.host, "EMAIL_PORT": smtp_auth_server.port,
+            "EMAIL_HOST_USER": SMTP_USERNAME, "EMAIL_HOST_PASSWORD": SMTP_PASSWORD, "EMAIL_TIMEOUT": 5.0}
+    payloads = [relay_payload("bulk", "b1@example.com"), make_payload(to=["d1@example.com"]),
+                relay_payload("bulk", "b2@example.com"), make_payload(to=["d2@example.com"])]
+    with override_settings(MAILQUEUE_RELAYS={"bulk": bulk}):
+        report = final_report(send_batch(celery_app, payloads), timeout=20)
+
+    assert report["sent"] == 4
+    assert [m.rcpt_tos for m in smtp_auth_server.messages] == [["b1@example.com"], ["b2@example.com"]]
+    assert all(m.authenticated for m in smtp_auth_server.messages)
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["d1@example.com"], ["d2@example.com"]]
+    assert not any(m.authenticated for m in smtp_server.messages)
+    assert (smtp_auth_server.connections, smtp_server.connections) == (1, 1)  # kept open across messages
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_a_relay_refusing_its_login_fails_the_message_which_never_goes_through_another_relay(
+    celery_app: Celery, smtp_server: SMTPTestServer, smtp_auth_server: SMTPTestServer
+) -> None:
+    bulk = {"EMAIL_HOST": smtp_auth_server.host, "EMAIL_PORT": smtp_auth_server.port,
+            "EMAIL_HOST_USER": SMTP_USERNAME, "EMAIL_HOST_PASSWORD": "wrong", "EMAIL_TIMEOUT": 5.0}
+    payload = relay_payload("bulk", "b1@example.com")
+    with override_settings(MAILQUEUE_RELAYS={"bulk": bulk}, MAILQUEUE_MAX_RETRIES=1):
+        report = final_report(send_batch(celery_app, [payload]), timeout=20)
+
+    assert (report["sent"], report["failed"]) == (0, 1)
+    assert smtp_auth_server.messages == [] and smtp_server.messages == []
+
+
+def test_a_worker_with_a_bad_relay_refuses_to_start_naming_it(celery_app: Celery) -> None:
+    with override_settings(MAILQUEUE_RELAYS={"bulk": {"EMAIL_PORT": 25}}), pytest.raises(
+            ImproperlyConfigured, match=r"will not start: MAILQUEUE_RELAYS\['bulk'\] must give EMAIL_HOST"):
+        check_configuration(celery_app)
+    slow = {"bulk": {"EMAIL_HOST": "bulk.example.net", "EMAIL_TIMEOUT": 1000.0}}
+    with override_settings(MAILQUEUE_RELAYS=slow), pytest.raises(
+            ImproperlyConfigured, match=r"MAILQUEUE_RELAYS\['bulk'\]\['EMAIL_TIMEOUT'\] \(1000s\) must be at most half"):
+        check_configuration(celery_app)
