@@ -146,5 +146,5 @@ def test_a_worker_with_a_bad_relay_refuses_to_start_naming_it(celery_app: Celery
         check_configuration(celery_app)
     slow = {"bulk": {"EMAIL_HOST": "bulk.example.net", "EMAIL_TIMEOUT": 1000.0}}
     with override_settings(MAILQUEUE_RELAYS=slow), pytest.raises(
-            ImproperlyConfigured, match=r"MAILQUEUE_RELAYS\['bulk'\]\['EMAIL_TIMEOUT'\] \(1000s\) must be at most half"):
+            ImproperlyConfigured, match=r"\['bulk'\]\['EMAIL_TIMEOUT'\] \(1000s\) must be at most half"):
         check_configuration(celery_app)
