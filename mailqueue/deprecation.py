@@ -41,6 +41,9 @@ GET_CONNECTION_WARNING = (
     "get_connection() is deprecated. See 'Migrating email to mailers' "
     "in Django's documentation for recommended replacements."
 )
+FAIL_SILENTLY_ATTRIBUTE_WARNING = (
+    "BaseEmailBackend.fail_silently is deprecated. A subclass that supports fail_silently must set its own attribute."
+)
 DIRECT_SMTP_BACKEND_WARNING = "Directly creating EmailBackend instances is deprecated. Use mail.mailers instead."
 NO_DEFAULT_MAILER_WARNING = (
     "Django 2028 will not have a default mailer. Configure "
@@ -183,6 +186,33 @@ def legacy_recipients(setting_name: str, recipients: Any) -> Any:
         )
         return [a[1] for a in recipients]
     return recipients
+
+
+# --- The message's deprecated paths (mailqueue.message.model) ---------------------------------------
+
+EMAIL_MESSAGE_POSITIONAL = ("bcc", "connection", "attachments", "headers", "cc", "reply_to")
+EMAIL_MULTI_ALTERNATIVES_POSITIONAL = ("bcc", "connection", "attachments", "headers", "alternatives", "cc", "reply_to")
+CONNECTION_ATTRIBUTE_WARNING = "The EmailMessage.connection attribute is deprecated."
+CONNECTION_ATTRIBUTE_SET_WARNING = (
+    "The EmailMessage.connection attribute is deprecated. Switch to "
+    "EmailMessage.send(using=...) with a MAILERS alias."
+)
+MIMEBASE_ATTACHMENT_WARNING = "MIMEBase attachments are deprecated. Use an email.message.MIMEPart instead."
+GET_CONNECTION_METHOD_REMOVED = "EmailMessage no longer supports the undocumented get_connection() method."
+
+
+def refuse_removed_attribute(message: object, attribute: str, class_name: str) -> None:
+    """Django 6.1 refuses, when it builds the part they used to change, the attributes it removed
+    (``mixed_subtype``, ``alternative_subtype``): set on the instance or on a subclass."""
+    if hasattr(message, attribute):
+        raise AttributeError(f"{class_name} no longer supports the undocumented `{attribute}` attribute")
+
+
+def refuse_get_connection_override(message: object) -> None:
+    """EmailMessage.get_connection() is gone in Django 6.1; a subclass that still defines it
+    (expecting send() to call it) is refused at send(), as Django refuses it."""
+    if hasattr(message, "get_connection"):
+        raise AttributeError(GET_CONNECTION_METHOD_REMOVED)
 
 
 # BadHeaderError is ValueError itself (not a subclass), so ``except BadHeaderError`` catches the

@@ -34,6 +34,7 @@ _MAX_LINE = fastheaders.MAX_LINE
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9.+-]*")  # a MIME subtype we write without quoting
 _FILENAME = re.compile(r"[A-Za-z0-9._-]+(?: [A-Za-z0-9._-]+)*")
 _MIME_VERSION = b"MIME-Version: 1.0\r\n"
+_REMOVED_ATTRIBUTES = ("mixed_subtype", "alternative_subtype")  # refused by the standard build
 
 
 class Serialized(NamedTuple):
@@ -108,11 +109,18 @@ class _MessageTree:
         # message() sets the body on the top part unless other parts carry the content; the
         # top part then keeps its MIME-Version header when it becomes a multipart.
         self.has_body = bool(self.body) or not (self.alternatives or self.attachments)
+        self.removed_attributes = any(hasattr(email_message, name) for name in _REMOVED_ATTRIBUTES)
 
     def possible(self) -> bool:
-        """Cheap checks, before any validation: could the fast path write this?"""
+        """Cheap checks, before any validation: could the fast path write this?
+
+        Legacy ``MIMEBase`` attachments and the removed ``mixed_subtype`` and
+        ``alternative_subtype`` attributes take the standard build, which attaches the
+        first as they are and refuses the others as Django 6.1 does.
+        """
         return (
-            isinstance(self.body, str)
+            not self.removed_attributes
+            and isinstance(self.body, str)
             and isinstance(self.subtype, str)
             and _TOKEN.fullmatch(self.subtype) is not None
             and all(_text_alternative(alternative) is not None for alternative in self.alternatives)

@@ -55,17 +55,21 @@ def check_header_name(name: object) -> str:
     return name
 
 
+# Django 6.1's message (the email package's), followed by which header or argument and its value.
+LINE_BREAK_IN_HEADER = "Header values may not contain linefeed or carriage return characters"
+
+
 def check_header_value(name: str, value: object) -> None:
     """Refuse a line break in a header value (header injection), naming the header."""
     if isinstance(value, str) and has_line_break(value):
-        raise InvalidMessage(f"Header {name!r} contains a line break (header injection?): {value!r}")
+        raise InvalidMessage(f"{LINE_BREAK_IN_HEADER} (header {name!r}: {value!r})")
 
 
 def check_addresses(argument: str, addresses: list[Any]) -> None:
     """Refuse a line break in any address of ``argument`` (to, cc, bcc, reply_to, from_email)."""
     for address in addresses:
         if has_line_break(str(address)):
-            raise InvalidMessage(f"Address in {argument!r} contains a line break: {str(address)!r}")
+            raise InvalidMessage(f"{LINE_BREAK_IN_HEADER} (address in {argument!r}: {str(address)!r})")
 
 
 def header_value(name: str, value: Any) -> str:

@@ -21,6 +21,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from mailqueue.conf import settings
+from mailqueue.deprecation import (
+    CONNECTION_ARG_WARNING,
+    CONNECTION_ATTRIBUTE_SET_WARNING,
+    CONNECTION_ATTRIBUTE_WARNING,
+    EMAIL_MESSAGE_POSITIONAL,
+    EMAIL_MULTI_ALTERNATIVES_POSITIONAL,
+    FAIL_SILENTLY_ARG_WARNING,
+    MIMEBASE_ATTACHMENT_WARNING,
+    deprecate_posargs,
+    refuse_get_connection_override,
+    refuse_removed_attribute,
+    report_using_incompatibility,
+    warn,
+    warn_about_external_use,
+)
 from mailqueue.exceptions import InvalidMessage
 from mailqueue.message.addresses import NOT_AN_ADDRESS
 from mailqueue.message.attachments import (
@@ -108,6 +123,7 @@ class EmailMessage:
     # Charset of text/* bodies and attachments; None means settings.DEFAULT_CHARSET.
     encoding: str | None = None
 
+    @deprecate_posargs(EMAIL_MESSAGE_POSITIONAL)
     def __init__(
         self,
         subject: str = "",
@@ -136,8 +152,22 @@ class EmailMessage:
             else:
                 self.attach(*attachment)
         self.extra_headers: dict[str, Any] = headers or {}
-        self.connection = connection
+        if connection is not None:
+            # skip_frames=1: past deprecate_posargs' wrapper, to who created the message.
+            warn_about_external_use(CONNECTION_ARG_WARNING, skip_frames=1)
+        self._connection = connection
         self._check_types()
+
+    @property
+    def connection(self) -> BaseEmailBackend | None:
+        """The backend send() uses; deprecated in Django 6.1 for ``send(using=...)``."""
+        warn_about_external_use(CONNECTION_ATTRIBUTE_WARNING)
+        return self._connection
+
+    @connection.setter
+    def connection(self, value: BaseEmailBackend | None) -> None:
+        warn_about_external_use(CONNECTION_ATTRIBUTE_SET_WARNING)
+        self._connection = value
 
     def _check_types(self) -> None:
         """Refuse, at the call site, the types the build would refuse later (it checks
@@ -226,10 +256,11 @@ class EmailMessage:
         """Turn ``msg`` into multipart/mixed and add each attachment to it."""
         if not self.attachments:
             return
+        refuse_removed_attribute(self, "mixed_subtype", "EmailMessage")
         msg.make_mixed()
         charset = self._charset()
         for attachment in self.attachments:
-            if isinstance(attachment, MIMEPart):
+            if isinstance(attachment, (MIMEPart, MIMEBase)):  # MIMEBase: deprecated, attached as it is
                 msg.attach(cast(email.message.EmailMessage, attachment))
             else:
                 add_attachment(msg, attachment, encoding=charset)
@@ -240,37 +271,27 @@ class EmailMessage:
         """Every envelope recipient: to, cc and bcc, with empty entries dropped."""
         return [address for address in (*self.to, *self.cc, *self.bcc) if address]
 
-    def get_connection(self, fail_silently: bool = False) -> BaseEmailBackend:
-        """The backend ``send()`` uses: the message's own connection, or a new default one."""
-        if self.connection is not None:
-            return self.connection
-        # The one lazy import of the message <-> mail <-> backends circle (Django has the same):
-        # mailqueue.mail imports this module for its send functions, and a message needs
-        # mail.get_connection() only when it is sent without a connection.
-        from mailqueue.mail import get_connection
-
-        return get_connection(fail_silently=fail_silently)
-
     def send(self, fail_silently: bool = False, *, using: str | None = None) -> int:
         """Send the message through the mailer ``using``, its connection, or a new default one;
         return 1 if it was sent, 0 otherwise (or with no recipients)."""
         if not self.recipients():
             # Nobody to send to: don't bother opening a connection.
             return 0
-        # The one lazy import of the message <-> mail <-> backends circle (Django has the same).
-        from mailqueue.deprecation import FAIL_SILENTLY_ARG_WARNING, report_using_incompatibility
-        from mailqueue.deprecation import warn_about_external_use as warn_external
+        # The one lazy import of the message <-> mail <-> backends circle (Django has the same):
+        # mailqueue.mail imports this module for its send functions, and a message needs a
+        # mailer only when it is sent.
         from mailqueue.mail import get_connection, mailers
 
         if fail_silently:
-            warn_external(FAIL_SILENTLY_ARG_WARNING)
+            warn_about_external_use(FAIL_SILENTLY_ARG_WARNING)
+        refuse_get_connection_override(self)
         if using is not None:
-            report_using_incompatibility(self.connection, fail_silently)
+            report_using_incompatibility(self._connection, fail_silently)
             return mailers[using].send_messages([self])
-        if self.connection is not None:
+        if self._connection is not None:
             if fail_silently:
                 raise TypeError(CONNECTION_WITH_FAIL_SILENTLY)
-            return self.connection.send_messages([self])
+            return self._connection.send_messages([self])
         return get_connection(fail_silently=fail_silently).send_messages([self])
 
     # --- Attachments ---------------------------------------------------------------------
@@ -281,7 +302,8 @@ class EmailMessage:
         content: Any = None,
         mimetype: str | None = None,
     ) -> None:
-        """Attach ``(filename, content, mimetype)``, or a ready ``MIMEPart`` as it is.
+        """Attach ``(filename, content, mimetype)``, or a ready ``MIMEPart`` as it is (a legacy
+        ``email.mime`` ``MIMEBase`` too, with Django 6.1's deprecation warning).
 
         The MIME type is guessed from the filename if not given. ``text/*`` content given as
         bytes is decoded as UTF-8; if that fails it is binary and becomes
@@ -294,10 +316,12 @@ class EmailMessage:
                 )
             self.attachments.append(filename)
         elif isinstance(filename, MIMEBase):
-            raise TypeError(
-                "Legacy email.mime MIMEBase attachments are not supported. Use an "
-                "email.message.MIMEPart instead."
-            )
+            warn(MIMEBASE_ATTACHMENT_WARNING)
+            if content is not None or mimetype is not None:
+                raise ValueError(
+                    "content and mimetype must not be given when a MIMEBase instance is provided."
+                )
+            self.attachments.append(filename)
         else:
             self.attachments.append(make_attachment(filename, content, mimetype))
 
@@ -310,6 +334,7 @@ class EmailMessage:
 class EmailMultiAlternatives(EmailMessage):
     """An EmailMessage with alternative versions of its body, such as text and HTML."""
 
+    @deprecate_posargs(EMAIL_MULTI_ALTERNATIVES_POSITIONAL)
     def __init__(
         self,
         subject: str = "",
@@ -361,6 +386,7 @@ class EmailMultiAlternatives(EmailMessage):
             super()._add_bodies(msg)
         if not self.alternatives:
             return
+        refuse_removed_attribute(self, "alternative_subtype", "EmailMultiAlternatives")
         msg.make_alternative()
         charset = self._charset()
         for content, mimetype in self.alternatives:

@@ -11,7 +11,12 @@ import email.policy
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email import encoders
 from email.message import MIMEPart
+from email.mime.application import MIMEApplication
+from email.mime.base import MIMEBase
+from email.mime.image import MIMEImage
+from email.mime.text import MIMEText
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -47,9 +52,9 @@ class AttachFile:
 
 @dataclass(frozen=True)
 class AttachPart:
-    """``msg.attach(part)`` of a fresh MIMEPart made by ``factory``."""
+    """``msg.attach(part)`` of a fresh MIMEPart (or legacy ``email.mime`` MIMEBase) made by ``factory``."""
 
-    factory: Callable[[], MIMEPart]
+    factory: Callable[[], MIMEPart | MIMEBase]
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,8 @@ def build(library: Library, case: Case) -> Any:
     kwargs: dict[str, Any] = {"cc": list(case.cc), "bcc": list(case.bcc), "reply_to": list(case.reply_to)}
     if case.headers is not None:
         kwargs["headers"] = dict(case.headers)
-    if case.init_attachments:
-        kwargs["attachments"] = list(case.init_attachments)
+    if case.init_attachments:  # an AttachPart makes a fresh part for each message
+        kwargs["attachments"] = [a.factory() if isinstance(a, AttachPart) else a for a in case.init_attachments]
     if case.alternatives or case.multi:
         cls = library.EmailMultiAlternatives
         kwargs["alternatives"] = list(case.alternatives)
@@ -137,6 +142,32 @@ def inline_image() -> MIMEPart:
 def ical_part() -> MIMEPart:
     part = MIMEPart()
     part.set_content("BEGIN:VCALENDAR\nEND:VCALENDAR\n", subtype="calendar", params={"method": "REQUEST"})
+    return part
+
+
+def legacy_image() -> MIMEBase:
+    """Django 5.x style: a legacy email.mime part (deprecated in 6.1, still attached as it is)."""
+    part = MIMEImage(PNG, "png")
+    part.add_header("Content-ID", "<logo@example.com>")
+    part.add_header("Content-Disposition", "inline", filename="logo.png")
+    return part
+
+
+def legacy_text() -> MIMEBase:
+    part = MIMEText("Legacy ünïcode text.\n", "plain", "utf-8")
+    part.add_header("Content-Disposition", "attachment", filename="legacy.txt")
+    return part
+
+
+def legacy_application() -> MIMEBase:
+    return MIMEApplication(b"%PDF-1.4 legacy", Name="legacy.pdf")
+
+
+def legacy_base() -> MIMEBase:
+    part = MIMEBase("application", "vnd.example")
+    part.set_payload(bytes(range(200)))
+    encoders.encode_base64(part)
+    part.add_header("Content-Disposition", "attachment", filename="data.example")
     return part
 
 
@@ -232,6 +263,12 @@ CASES: list[Case] = [
     Case("rfc822-from-str", attachments=(Attach("raw.eml", RAW_MESSAGE, "message/rfc822"),)),
     Case("rfc822-from-bytes", attachments=(Attach("raw.eml", RAW_MESSAGE.encode(), "message/rfc822"),)),
     Case("rfc822-guessed-from-eml", attachments=(Attach("guess.eml", RAW_MESSAGE.encode()),)),
+    Case("legacy-mime-attachments", attachments=(
+        AttachPart(legacy_image), AttachPart(legacy_text), AttachPart(legacy_application), AttachPart(legacy_base))),
+    Case("legacy-mime-in-constructor", init_attachments=(AttachPart(legacy_text), ("a.txt", "first\n", "text/plain"))),
+    Case("legacy-mime-with-alternatives", alternatives=(("<p>html</p>", "text/html"),),
+         attachments=(AttachPart(legacy_image),)),
+    Case("legacy-mime-attachment-only", body="", attachments=(AttachPart(legacy_application),)),
 ]
 
 POLICIES = {

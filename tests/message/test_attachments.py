@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from mailqueue import InvalidMessage
+from mailqueue.deprecation import RemovedInDjango2028Warning
 from mailqueue.message import EmailMessage
 from mailqueue.message.attachments import DEFAULT_ATTACHMENT_MIME_TYPE, EmailAttachment
 
@@ -238,9 +239,20 @@ def test_mimepart_attachment_with_content_raises() -> None:
         make().attach(MIMEPart(), "content")
 
 
-def test_legacy_mimebase_attachment_is_refused() -> None:
-    with pytest.raises(TypeError, match="MIMEPart instead"):
-        make().attach(MIMEText("legacy"))
+def test_legacy_mimebase_attachment_is_attached_as_is_with_a_warning() -> None:
+    part = MIMEText("legacy")
+    message = make()
+    with pytest.warns(RemovedInDjango2028Warning, match=r"^MIMEBase attachments are deprecated\. Use an "
+                                                         r"email\.message\.MIMEPart instead\.$"):
+        message.attach(part)
+    assert message.attachments == [part]
+    built: Any = message.message()
+    assert built.get_payload()[1] is part
+
+
+def test_legacy_mimebase_attachment_with_content_raises() -> None:
+    with pytest.warns(RemovedInDjango2028Warning), pytest.raises(ValueError, match="must not be given when a MIMEBase"):
+        make().attach(MIMEText("legacy"), mimetype="text/plain")
 
 
 def test_constructor_accepts_tuples_named_tuples_and_mimeparts() -> None:

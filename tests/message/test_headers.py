@@ -300,6 +300,18 @@ def test_header_injection_error_is_a_value_error() -> None:
     assert issubclass(InvalidMessage, ValueError)
 
 
+@pytest.mark.parametrize(("kwargs", "named"), [
+    ({"headers": {"X-Tag": "a\nBcc: x@example.com"}}, "(header 'X-Tag': 'a\\nBcc: x@example.com')"),
+    ({"subject": "Hi\r\nBcc: x@example.com"}, "(header 'Subject': 'Hi\\r\\nBcc: x@example.com')"),
+    ({"cc": ["c@example.com\nBcc: x@example.com"]}, "(address in 'cc': 'c@example.com\\nBcc: x@example.com')"),
+])
+def test_header_injection_message_reads_like_djangos_and_names_the_header(kwargs: dict[str, Any], named: str) -> None:
+    # Django 6.1 (the email package) says only the first part; we add which header, and its value.
+    with pytest.raises(ValueError) as raised:
+        make(**kwargs).message()
+    assert str(raised.value) == f"Header values may not contain linefeed or carriage return characters {named}"
+
+
 # --- Recipient argument types ---------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import pytest
 import mailqueue
 from mailqueue.backends.base import BaseEmailBackend
 from mailqueue.conf import override_settings
+from mailqueue.deprecation import RemovedInDjango2028Warning
 from mailqueue.message import EmailAlternative, EmailMessage, EmailMultiAlternatives
 from tests.message.structure import describe, tree
 
@@ -34,14 +35,16 @@ def structure(message: EmailMessage) -> tuple[Any, ...]:
 
 def test_constructor_stores_every_argument() -> None:
     connection = BaseEmailBackend()
-    message = EmailMessage(
-        "Subject", "Body", "from@example.com", ("to@example.com",), bcc=("b@example.com",),
-        connection=connection, headers={"X-A": "1"}, cc=["c@example.com"], reply_to=["r@example.com"],
-    )
+    with pytest.warns(RemovedInDjango2028Warning, match="'connection' argument is deprecated"):
+        message = EmailMessage(
+            "Subject", "Body", "from@example.com", ("to@example.com",), bcc=("b@example.com",),
+            connection=connection, headers={"X-A": "1"}, cc=["c@example.com"], reply_to=["r@example.com"],
+        )
     assert (message.subject, message.body, message.from_email) == ("Subject", "Body", "from@example.com")
     assert (message.to, message.cc, message.bcc, message.reply_to) == (
         ["to@example.com"], ["c@example.com"], ["b@example.com"], ["r@example.com"])
-    assert (message.extra_headers, message.connection, message.attachments) == ({"X-A": "1"}, connection, [])
+    with pytest.warns(RemovedInDjango2028Warning, match="connection attribute is deprecated"):
+        assert (message.extra_headers, message.connection, message.attachments) == ({"X-A": "1"}, connection, [])
 
 
 def test_all_arguments_are_optional() -> None:
@@ -49,9 +52,11 @@ def test_all_arguments_are_optional() -> None:
     assert (message.subject, message.body, message.to, message.recipients()) == ("", "", [], [])
 
 
-def test_options_after_to_are_keyword_only() -> None:
-    with pytest.raises(TypeError):
-        EmailMessage("S", "Body", "from@example.com", ["to@example.com"], ["bcc@example.com"])  # type: ignore[call-arg]
+def test_options_after_to_by_position_are_deprecated() -> None:
+    with pytest.warns(RemovedInDjango2028Warning, match=r"^Passing positional argument\(s\) 'bcc' to EmailMessage\(\) "
+                                                         r"is deprecated\. Use keyword arguments instead\.$"):
+        message = EmailMessage("S", "Body", "from@example.com", ["to@example.com"], ["bcc@example.com"])  # type: ignore[misc]
+    assert message.bcc == ["bcc@example.com"]
 
 
 def test_recipient_lists_are_copied() -> None:
@@ -249,11 +254,6 @@ def test_send_with_fail_silently_and_a_connection_raises_type_error() -> None:
         message.send(fail_silently=True)
 
 
-def test_get_connection_returns_the_messages_connection() -> None:
-    backend = RecordingBackend()
-    assert make(connection=backend).get_connection() is backend
-
-
 @pytest.fixture
 def outbox() -> Iterator[list[Any]]:
     mailqueue.outbox = []
@@ -267,12 +267,10 @@ def test_send_without_a_connection_uses_the_default_backend(outbox: list[Any]) -
     assert [message.subject for message in outbox] == ["Via default"]
 
 
-def test_get_connection_makes_a_default_backend_with_fail_silently(outbox: list[Any]) -> None:
-    message = make()
-    connection = message.get_connection(fail_silently=True)
-    assert type(connection).__module__ == "mailqueue.backends.locmem"
-    assert connection.fail_silently is True
-    assert message.connection is None
+def test_send_with_fail_silently_uses_a_default_backend(outbox: list[Any]) -> None:
+    with pytest.warns(RemovedInDjango2028Warning, match="'fail_silently' argument is deprecated"):
+        assert make(subject="Silently").send(fail_silently=True) == 1
+    assert [message.subject for message in outbox] == ["Silently"]
 
 
 # --- Bad types (issue 10, row 11) ----------------------------------------------------------------
