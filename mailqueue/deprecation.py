@@ -175,6 +175,33 @@ def unknown_backend_options(backend: object, names: str) -> None:
     )
 
 
+NOT_PROVIDED: Any = object()  # BaseEmailBackend's fail_silently, not passed
+
+
+def handles_fail_silently(backend_class: type) -> bool:
+    """True if one of mailqueue's backends in ``backend_class``'s MRO takes ``fail_silently``
+    in its own ``__init__`` (SMTP, console, file, locmem, queue), so passing it on to BaseEmailBackend
+    is not the deprecated path. Django 6.1 deprecates fail_silently on BaseEmailBackend: a
+    third-party subclass that passes it on, and the backends that do not take it (dummy),
+    give Django's "does not support 'fail_silently'" warning."""
+    known = _HANDLES_FAIL_SILENTLY.get(backend_class)
+    if known is None:
+        known = _HANDLES_FAIL_SILENTLY[backend_class] = _takes_fail_silently(backend_class)
+    return known
+
+
+_HANDLES_FAIL_SILENTLY: dict[type, bool] = {}  # per class: the signatures do not change
+
+
+def _takes_fail_silently(backend_class: type) -> bool:
+    for cls in backend_class.__mro__:
+        if cls.__module__ == "mailqueue.backends.base":  # BaseEmailBackend: the deprecated path
+            return False
+        if cls.__module__.startswith("mailqueue.backends.") and "__init__" in cls.__dict__:
+            return "fail_silently" in inspect.signature(cls.__dict__["__init__"]).parameters
+    return False
+
+
 def legacy_recipients(setting_name: str, recipients: Any) -> Any:
     """ADMINS/MANAGERS given as (name, address) pairs: the addresses, with Django's warning."""
     if isinstance(recipients, (list, tuple)) and all(

@@ -82,7 +82,9 @@ class MailersHandler:
         if "alias" in options:
             raise InvalidMailer("OPTIONS must not define 'alias'.", alias=alias)
         if deprecated_options:
-            options |= deprecated_options
+            # get_connection()'s keywords: used where the backend knows them, else ignored (not
+            # refused as unknown OPTIONS), as Django 6.1 does.
+            options |= deprecated_options | {"_ignore_unknown_kwargs": set(deprecated_options)}
         path = config.get("BACKEND", DEFAULT_MAILER_BACKEND)
         try:
             backend_class = import_string(path)

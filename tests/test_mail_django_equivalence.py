@@ -13,6 +13,9 @@ import importlib
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from email.mime.application import MIMEApplication
+from email.mime.image import MIMEImage
+from email.mime.text import MIMEText
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +26,8 @@ from django.test.utils import override_settings as django_override  # noqa: E402
 import mailqueue  # noqa: E402
 from mailqueue.conf import override_settings as our_override  # noqa: E402
 from tests.message import django_reference  # noqa: F401 - configures Django 6.1, or skips on 3.11
+from tests.message.corpus import PNG
+from tests.message.structure import normalized_bytes
 
 Outcome = tuple[object, list[tuple[str, str, str]]]
 Case = Callable[[ModuleType], object]
@@ -52,11 +57,18 @@ def outcome(library: str, case: Case, **settings: Any) -> Outcome:
             except Exception as error:  # the error is part of the behaviour compared
                 result = (type(error).__name__, str(error))
     seen = [
-        (type(w.message).__name__, type(w.message).__mro__[1].__name__, str(w.message))
+        (type(w.message).__name__, type(w.message).__mro__[1].__name__, unprefixed(library, str(w.message)))
         for w in caught
         if not (str(w.message).startswith("The EMAIL_") and "setting is deprecated" in str(w.message))
     ]
+    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], str):
+        result = (result[0], unprefixed(library, result[1]))
     return result, seen
+
+
+def unprefixed(library: str, text: str) -> str:
+    """Class paths in messages name the library's own package: "{mail}.backends.base..." in both."""
+    return text.replace(f"{LIBRARIES[library][2]}.", "{mail}.")
 
 
 def same(case: Case, **settings: Any) -> Outcome:
@@ -244,3 +256,181 @@ def test_bad_header_error_is_value_error_and_warns_on_import_alike() -> None:
     with pytest.raises(mailqueue.deprecation.BadHeaderError, match="Header"):
         mailqueue.EmailMessage("Hi", "Body", "a@example.com", ["b@example.com"],
                                headers={"X-Bad": "one\r\nBcc: c@example.com"}).message()
+
+
+# --- The message's deprecated paths ---------------------------------------------------------------
+
+
+def message(m: ModuleType, *args: Any, cls: str = "EmailMessage", **kwargs: Any) -> Any:
+    return getattr(m, cls)("S", "B", "f@example.com", ["t@example.com"], *args, **kwargs)
+
+
+def built(msg: Any) -> bytes:
+    """The serialization, Date, Message-ID and boundaries masked: equal across libraries."""
+    return normalized_bytes(msg.message().as_bytes())
+
+
+def backend_module(m: ModuleType, name: str) -> ModuleType:
+    library = "django" if m is django_mail else "mailqueue"
+    return importlib.import_module(f"{LIBRARIES[library][2]}.backends.{name}")
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: message(m, ["b@example.com"]).bcc,
+    lambda m: built(message(m, ["b@example.com"], None, [("a.txt", "x", "text/plain")], {"X-A": "1"},
+                            ["c@example.com"], ["r@example.com"])),
+    lambda m: built(message(m, None, None, None, None, [("<p>x</p>", "text/html")], cls="EmailMultiAlternatives")),
+    lambda m: message(m, *[None] * 7),
+    lambda m: message(m, *[None] * 8, cls="EmailMultiAlternatives"),
+    lambda m: message(m, ["b@example.com"], bcc=["b@example.com"]),
+    lambda m: message(m, None, m.mailers["bulk"]).send(),
+    lambda m: message(m, connection=m.mailers["bulk"]).send(),
+    lambda m: message(m, connection=m.mailers["bulk"], cls="EmailMultiAlternatives").send(),
+    lambda m: message(m, connection=m.mailers["bulk"]).send(fail_silently=True),
+    lambda m: message(m, connection=m.mailers["bulk"]).send(using="bulk"),
+    lambda m: message(m).connection,
+])
+def test_message_options_by_position_and_connection_alike(call: Case) -> None:
+    same(call, **MAILERS)
+
+
+def test_the_connection_attribute_alike() -> None:
+    def call(m: ModuleType) -> object:
+        msg = message(m)
+        msg.connection = m.mailers["bulk"]
+        return [msg.connection.alias, msg.send(), [sent.sent_using for sent in m.outbox]]
+
+    result, seen = same(call, **MAILERS)
+    assert result == ["bulk", 1, ["bulk"]] and len(seen) == 2
+
+
+def legacy_parts() -> list[Any]:
+    image = MIMEImage(PNG, "png")
+    image.add_header("Content-ID", "<logo@example.com>")
+    return [image, MIMEText("légacy\n", "plain", "utf-8"), MIMEApplication(b"%PDF", Name="a.pdf")]
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: built(message(m, attachments=legacy_parts())),
+    lambda m: built(message(m, attachments=[*legacy_parts(), ("a.txt", "x", "text/plain")],
+                            alternatives=[("<p>x</p>", "text/html")], cls="EmailMultiAlternatives")),
+    lambda m: message(m).attach(MIMEText("x"), "a.txt"),
+    lambda m: message(m).attach(MIMEText("x"), mimetype="text/plain"),
+    lambda m: [m.send_mail("S", "B", "f@example.com", ["t@example.com"], using="bulk"),
+               built(m.outbox[0])],
+])
+def test_legacy_mime_attachments_alike(call: Case) -> None:
+    same(call, **MAILERS)
+
+
+def test_legacy_mime_attachment_sent_through_the_fast_path_serializer_as_django_builds_it() -> None:
+    from mailqueue.message.fastpath import POLICY, serialize
+
+    ours = message(mailqueue, attachments=legacy_parts())
+    theirs = message(django_mail, attachments=legacy_parts())
+    assert normalized_bytes(serialize(ours).message) == normalized_bytes(theirs.message(policy=POLICY).as_bytes())
+
+
+def with_attribute(msg: Any, name: str) -> Any:
+    setattr(msg, name, "related")
+    return msg
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: built(with_attribute(message(m), "mixed_subtype")),
+    lambda m: built(with_attribute(message(m, attachments=[("a.txt", "x", "text/plain")]), "mixed_subtype")),
+    lambda m: built(with_attribute(message(m, cls="EmailMultiAlternatives"), "alternative_subtype")),
+    lambda m: built(with_attribute(message(m, alternatives=[("<p/>", "text/html")], cls="EmailMultiAlternatives"),
+                                   "alternative_subtype")),
+    lambda m: built(with_attribute(message(m, alternatives=[("<p/>", "text/html")], cls="EmailMultiAlternatives"),
+                                   "mixed_subtype")),
+    lambda m: hasattr(message(m), "get_connection"),
+    lambda m: type("Legacy", (m.EmailMessage,), {"get_connection": lambda self: None})(
+        "S", "B", "f@example.com", ["t@example.com"]).send(),
+    lambda m: type("Legacy", (m.EmailMessage,), {"get_connection": lambda self: None})(
+        "S", "B", "f@example.com", []).send(),
+])
+def test_removed_attributes_and_methods_are_refused_alike(call: Case) -> None:
+    same(call, **MAILERS)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"headers": {"X-Tag": "a\nBcc: x@example.com"}},
+    {"subject": "Hi\r\nBcc: x@example.com"},
+    {"cc": ["c@example.com\nBcc: x@example.com"]},
+])
+def test_header_injection_message_starts_as_djangos(kwargs: dict[str, Any]) -> None:
+    errors = []
+    for m in (mailqueue, django_mail):
+        arguments = {"subject": "S", "body": "B", "from_email": "f@example.com", "to": ["t@example.com"]} | kwargs
+        with pytest.raises(ValueError) as raised:
+            m.EmailMessage(**arguments).message()
+        errors.append(str(raised.value))
+    ours, djangos = errors
+    assert ours.startswith(djangos + " (") and ours != djangos  # ours adds the header's name and value
+
+
+# --- Backends: fail_silently on BaseEmailBackend, get_connection()'s extra options -----------------
+
+
+def base_backend(m: ModuleType) -> type:
+    return backend_module(m, "base").BaseEmailBackend  # type: ignore[no-any-return]
+
+
+def subclass(m: ModuleType) -> type:
+    """A third-party backend written for Django 5.x: it passes fail_silently on to the base."""
+
+    def init(self: Any, fail_silently: bool = False, **kwargs: Any) -> None:
+        super(cls, self).__init__(fail_silently=fail_silently, **kwargs)
+
+    cls = type("Custom", (base_backend(m),), {"__init__": init, "__module__": "app.mail"})
+    return cls
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: base_backend(m)().alias,
+    lambda m: base_backend(m)(True)._fail_silently,
+    lambda m: base_backend(m)(fail_silently=False)._fail_silently,
+    lambda m: base_backend(m)(True).fail_silently,
+    lambda m: base_backend(m)().fail_silently,
+    lambda m: base_backend(m)(True, alias="a"),
+    lambda m: base_backend(m)(fail_silently=False, alias="a"),
+    lambda m: base_backend(m)(True, 2),
+    lambda m: subclass(m)(True).fail_silently,
+    lambda m: subclass(m)(alias="a"),
+    lambda m: backend_module(m, "dummy").EmailBackend(True).fail_silently,
+    lambda m: backend_module(m, "dummy").EmailBackend().fail_silently,
+    lambda m: backend_module(m, "console").EmailBackend(fail_silently=True).fail_silently,
+    lambda m: backend_module(m, "smtp").EmailBackend("h", 26, None, None, None, True).fail_silently,
+])
+def test_fail_silently_on_the_base_backend_alike(call: Case) -> None:
+    same(call)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: type(m.get_connection(colour="red")).__name__,
+    lambda m: m.get_connection(fail_silently=True)._fail_silently,
+    lambda m: m.get_connection(colour="red", fail_silently=True).alias,
+    lambda m: send(m, auth_user="u", auth_password="p"),
+    lambda m: [m.mailers["bulk"].alias, m.mailers["bulk"]._fail_silently],
+])
+def test_get_connection_extra_options_with_mailers_alike(call: Case) -> None:
+    same(call, **MAILERS)
+
+
+def test_get_connection_extra_options_reach_a_mailer_that_knows_them() -> None:
+    def mailers(library: str) -> dict[str, Any]:
+        return {"default": {"BACKEND": f"{LIBRARIES[library][2]}.backends.smtp.EmailBackend",
+                            "OPTIONS": {"host": "h"}}}
+
+    result, _ = same(lambda m: [(c := m.get_connection(port=26, colour="red")).port, c.fail_silently], MAILERS=mailers)
+    assert result == [26, False]
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: backend_module(m, "smtp").EmailBackend(host="h", ssl_keyfile="k.pem").ssl_keyfile,
+    lambda m: [(b := backend_module(m, "smtp").EmailBackend(host="h")).ssl_keyfile, b.ssl_certfile],
+])
+def test_a_keyfile_without_a_certfile_is_stored_alike(call: Case) -> None:
+    result, _ = same(call, EMAIL_SSL_KEYFILE="k.pem")
+    assert "k.pem" in str(result)

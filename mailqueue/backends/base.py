@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mailqueue.deprecation import unknown_backend_options
+from mailqueue.deprecation import (
+    FAIL_SILENTLY_ATTRIBUTE_WARNING,
+    NOT_PROVIDED,
+    handles_fail_silently,
+    unknown_backend_options,
+    warn_about_external_use,
+)
 from mailqueue.exceptions import InvalidMailer
 
 if TYPE_CHECKING:
@@ -22,20 +28,50 @@ class BaseEmailBackend:
     ``send_messages`` closes only what it opened itself.
     """
 
-    def __init__(self, *, fail_silently: bool = False, alias: str | None = None, **kwargs: Any) -> None:
+    _fail_silently = False
+    _own_fail_silently = False  # True once the backend sets its own fail_silently
+
+    def __init__(
+        self,
+        fail_silently: Any = NOT_PROVIDED,
+        *,
+        alias: str | None = None,
+        _ignore_unknown_kwargs: Iterable[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         """``alias`` is the MAILERS name this backend was created for (None: made directly).
 
         Subclasses pass ``alias`` and the keyword arguments they do not know on to here: for a
         mailer they are OPTIONS that do not exist (InvalidMailer naming them); otherwise they
-        are ignored with Django's warning.
+        are ignored with Django's warning. ``fail_silently`` is an option of mailqueue's own
+        backends; Django 6.1 deprecates it here, for any other subclass (and by position).
+        ``_ignore_unknown_kwargs`` are get_connection()'s extra options: ignored, as in Django.
         """
-        self.fail_silently = fail_silently
         self.alias = alias
+        if fail_silently is not NOT_PROVIDED:
+            if handles_fail_silently(type(self)):
+                self.fail_silently = fail_silently
+            else:
+                self._fail_silently = fail_silently
+                kwargs["fail_silently"] = fail_silently  # reported below, as Django reports it
+        for ignored in _ignore_unknown_kwargs or ():
+            kwargs.pop(ignored, None)
         if kwargs:
             names = ", ".join(repr(key) for key in kwargs)
             if alias is not None:
                 raise InvalidMailer(f"Unknown options {names}.", alias=alias)
             unknown_backend_options(self, names)
+
+    @property
+    def fail_silently(self) -> bool:
+        """Whether errors pass silently; Django 6.1 deprecates it on backends that do not set their own."""
+        if not self._own_fail_silently:
+            warn_about_external_use(FAIL_SILENTLY_ATTRIBUTE_WARNING)
+        return self._fail_silently
+
+    @fail_silently.setter
+    def fail_silently(self, value: bool) -> None:
+        self._fail_silently, self._own_fail_silently = value, True
 
     def open(self) -> bool | None:
         """Open a long-lived connection; return True if this call created it."""

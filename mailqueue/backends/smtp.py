@@ -30,10 +30,6 @@ if TYPE_CHECKING:
 TLS_AND_SSL = (
     "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive, so only set one of those settings to True."
 )
-KEYFILE_WITHOUT_CERTFILE = (
-    "EMAIL_SSL_KEYFILE is set but EMAIL_SSL_CERTFILE is not: set the client certificate too "
-    "(or put certificate and key together in EMAIL_SSL_CERTFILE)."
-)
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 SERVER_CLOSING = 421  # the server announces it is closing the connection
 TOO_MANY_RECIPIENTS = 452  # RFC 5321 4.5.3.1.10: the rest go in another transaction
@@ -96,8 +92,6 @@ class EmailBackend(BaseEmailBackend):
         )
         if self.use_ssl and self.use_tls:
             raise ImproperlyConfigured(TLS_AND_SSL)
-        if self.ssl_keyfile and not self.ssl_certfile:
-            raise ImproperlyConfigured(KEYFILE_WITHOUT_CERTFILE)
         self.connection: smtplib.SMTP | None = None
         self._partial_connection: smtplib.SMTP | None = None
         self._ssl_context: ssl.SSLContext | None = None
@@ -114,12 +108,14 @@ class EmailBackend(BaseEmailBackend):
         """The system's trusted CAs, plus the client certificate when one is configured.
 
         Unlike Django (a bare PROTOCOL_TLS_CLIENT context when a client certificate is set,
-        which then trusts no server at all), the default CAs are always loaded.
+        which then trusts no server at all), the default CAs are always loaded. A key file
+        without a certificate file is stored as Django stores it, and refused here, on the
+        first TLS connection, by ``load_cert_chain`` (TypeError), as in Django.
         """
         if self._ssl_context is None:
             context = ssl.create_default_context()
-            if self.ssl_certfile:
-                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+            if self.ssl_certfile or self.ssl_keyfile:
+                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)  # type: ignore[arg-type]
             self._ssl_context = context
         return self._ssl_context
 

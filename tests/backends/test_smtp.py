@@ -92,11 +92,6 @@ def test_tls_and_ssl_settings_together_are_improperly_configured() -> None:
     assert str(raised.value) == message
 
 
-def test_keyfile_without_certfile_is_improperly_configured() -> None:
-    with pytest.raises(ImproperlyConfigured, match="EMAIL_SSL_KEYFILE is set but EMAIL_SSL_CERTFILE is not"):
-        smtp.EmailBackend(ssl_keyfile="key.pem")
-
-
 # --- open() and close() ----------------------------------------------------------------------
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import trustme
 
+from mailqueue import mailers
 from mailqueue.backends import smtp
+from mailqueue.conf import override_settings
 from mailqueue.message import EmailMessage
 from tests.fixtures.smtp import SMTP_PASSWORD, SMTP_USERNAME, SMTPTestServer
 
@@ -101,6 +103,34 @@ def test_missing_client_certificate_file_fails_on_open(smtp_ssl_server: SMTPTest
         host=server.host, port=server.port, use_ssl=True, ssl_certfile=str(tmp_path / "missing.pem"))
     with pytest.raises(FileNotFoundError):
         backend.open()
+
+
+# --- A key file without a certificate file: stored, as in Django 6.1 ------------------------------
+
+
+def test_keyfile_without_certfile_is_stored(client_cert: tuple[str, str]) -> None:
+    _, keyfile = client_cert
+    assert smtp.EmailBackend(host="h", ssl_keyfile=keyfile).ssl_keyfile == keyfile
+    with override_settings(EMAIL_SSL_KEYFILE=keyfile):
+        backend = smtp.EmailBackend(host="h")
+    assert (backend.ssl_keyfile, backend.ssl_certfile) == (keyfile, None)
+    with override_settings(MAILERS={"m": {"OPTIONS": {"host": "h", "ssl_keyfile": keyfile}}}):
+        assert mailers["m"].ssl_keyfile == keyfile
+
+
+def test_keyfile_without_certfile_fails_on_the_first_tls_connection_as_in_django(
+    smtp_starttls_server: SMTPTestServer, client_cert: tuple[str, str]
+) -> None:
+    server = smtp_starttls_server
+    backend = smtp.EmailBackend(host=server.host, port=server.port, use_tls=True, ssl_keyfile=client_cert[1])
+    with pytest.raises(TypeError, match="certfile should be a valid filesystem path"):  # Django's error too
+        backend.open()
+    assert backend.connection is None and server.messages == []
+
+
+def test_keyfile_without_certfile_is_not_used_without_tls(smtp_server: SMTPTestServer) -> None:
+    backend = smtp.EmailBackend(host=smtp_server.host, port=smtp_server.port, ssl_keyfile="missing-key.pem")
+    assert send_one(backend) == 1
 
 
 # --- AUTH ----------------------------------------------------------------------------------------
