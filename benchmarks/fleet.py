@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import smtplib
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from typing import Any
 import psutil
 
 import mailqueue.message
+from benchmarks.loops import smtplib_loop
 from benchmarks.mixes import MIXES
 from benchmarks.report import rate, ratio, table
 from benchmarks.servers import Sink
@@ -40,14 +40,7 @@ DELIVERY_TIMEOUT = 300.0
 
 def smtplib_rate(sink: Sink, envelopes: list[Envelope]) -> float:
     """Messages per second of one smtplib connection sending pre-built bytes in a loop."""
-    with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
-        smtp.ehlo()
-        for envelope in envelopes[:20]:  # warm up
-            smtp.sendmail(envelope.sender, list(envelope.recipients), envelope.message)
-        started = time.perf_counter()
-        for envelope in envelopes:
-            smtp.sendmail(envelope.sender, list(envelope.recipients), envelope.message)
-        return len(envelopes) / (time.perf_counter() - started)
+    return smtplib_loop(sink.port, envelopes).per_second
 
 
 @dataclass
@@ -72,31 +65,34 @@ class Fleet:
         return {"main": sizes(parent), "pool": [sizes(child) for child in pool]}
 
 
-def worker_settings(*, redis_url: str, sink: Sink, processes: int) -> dict[str, Any]:
-    tag = f"{os.getpid()}-{processes}"
+def worker_settings(*, redis_url: str, port: int, processes: int, pool: str = "prefork") -> dict[str, Any]:
+    tag = f"{os.getpid()}-{pool}-{processes}"
     return {
         "MAILQUEUE_BROKER_URL": redis_url, "MAILQUEUE_RESULT_BACKEND": redis_url,
         "MAILQUEUE_QUEUE": f"mailqueue-bench-{tag}", "MAILQUEUE_KEY_PREFIX": f"mailqueue-bench-{tag}",
         "MAILQUEUE_DELIVERY_BACKEND": "mailqueue.backends.smtp.EmailBackend",
-        "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": sink.port, "EMAIL_TIMEOUT": 10.0,
+        "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": port, "EMAIL_TIMEOUT": 10.0,
     }
 
 
+def celery_command(python: str, app: str, *, pool: str, concurrency: int, name: str) -> list[str]:
+    """``celery worker`` as every fleet section starts it (no gossip, mingle nor heartbeat)."""
+    return [python, "-m", "celery", "-A", app, "worker", "--pool", pool, "--concurrency", str(concurrency),
+            "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "--hostname", f"{name}-{pool}-{concurrency}-{os.getpid()}@%h"]
+
+
 @contextlib.contextmanager
-def fleet(*, redis_url: str, sink: Sink, processes: int) -> Iterator[Fleet]:
-    values = worker_settings(redis_url=redis_url, sink=sink, processes=processes)
-    env = dict(os.environ, **{name: str(value) for name, value in values.items()})
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "prefork",
-               "--concurrency", str(processes), "--loglevel", "WARNING", "--without-gossip",
-               "--without-mingle", "--without-heartbeat", "--hostname", f"bench-{processes}-{os.getpid()}@%h"]
+def worker_process(command: list[str], env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """A worker in a session of its own, its output in a log file; the whole group stopped after."""
+    env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
     with tempfile.TemporaryDirectory(prefix="mailqueue-bench-fleet-") as directory:
         log = Path(directory, "worker.log")
         with log.open("wb") as output:
             process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
                                        start_new_session=True)
         try:
-            yield Fleet(processes, process, values, log)
+            yield process, log
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
@@ -105,6 +101,20 @@ def fleet(*, redis_url: str, sink: Sink, processes: int) -> Iterator[Fleet]:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+@contextlib.contextmanager
+def fleet(*, redis_url: str, sink: Sink, processes: int, pool: str = "prefork", port: int | None = None,
+          extra: dict[str, str] | None = None) -> Iterator[Fleet]:
+    """``celery -A workers worker`` with ``processes`` pool processes (threads with ``pool``
+    "threads"), delivering to ``port`` (default: the sink's), ``extra`` settings on top."""
+    values = worker_settings(redis_url=redis_url, port=sink.port if port is None else port, processes=processes,
+                             pool=pool)
+    values.update(extra or {})
+    env = dict(os.environ, **{name: str(value) for name, value in values.items()})
+    command = celery_command(sys.executable, "workers", pool=pool, concurrency=processes, name="bench")
+    with worker_process(command, env) as (process, log):
+        yield Fleet(processes, process, values, log)
 
 
 def deliver(team: Fleet, sink: Sink, count: int) -> tuple[float, float]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks import enqueue, fleet, memory, servers
+from benchmarks import relay as relay_section
 
 
-def run(results: dict[str, Any], sections: list[str], *, quick: bool, redis_url: str | None) -> None:
+def run(results: dict[str, Any], sections: list[str], *, quick: bool, redis_url: str | None,
+        relay: relay_section.RelayOptions | None = None) -> None:
     with servers.redis_server(redis_url) as url, servers.smtp_sink() as sink:
         print(f"servers: Redis at {url}, SMTP sink: {sink.kind} on port {sink.port}\n", flush=True)
         results["servers"] = {"redis": "private redis-server" if redis_url is None else "given", "sink": sink.kind}
@@ -21,3 +23,6 @@ def run(results: dict[str, Any], sections: list[str], *, quick: bool, redis_url:
             results["memory"] = {"workers": memory.worker_sizes(results["fleet"]),
                                  "broker": memory.broker_bytes(redis_url=url)}
             print(memory.render(results["memory"]), flush=True)
+        if relay is not None:
+            results["relay"] = relay_section.run(redis_url=url, sink=sink, options=relay)
+            print(relay_section.render(results["relay"]), flush=True)
