@@ -79,6 +79,9 @@ class LatencyProxy:
         self.connections.append(turns)
         await asyncio.gather(self._direction(client_reader, server_writer, turns.client_chunk),
                              self._direction(server_reader, client_writer, turns.server_chunk))
+        for writer in (server_writer, client_writer):
+            with contextlib.suppress(ConnectionError, OSError):
+                writer.close()
 
     async def _direction(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                          note: Callable[[], None]) -> None:
@@ -103,14 +106,13 @@ class LatencyProxy:
                 due, chunk = await in_flight.get()
                 if (wait := due - loop.time()) > 0:
                     await asyncio.sleep(wait)  # only until this chunk's stamp: later ones are already in flight
-                if not chunk:
+                if not chunk:  # the sender is done: pass its half-close on, keep the other way open
+                    writer.write_eof()
                     break
                 writer.write(chunk)
                 await writer.drain()
         except (ConnectionError, OSError):
             pass
-        with contextlib.suppress(ConnectionError, OSError):
-            writer.close()
 
 
 @contextlib.contextmanager

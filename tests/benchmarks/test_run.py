@@ -33,5 +33,5 @@ def test_help_lists_the_sections() -> None:
     completed = subprocess.run([sys.executable, "benchmarks/run.py", "--help"], cwd=ROOT, capture_output=True,
                                text=True, timeout=60, check=False)
     assert completed.returncode == 0
-    for section in ("build", "enqueue", "fleet", "memory", "--quick"):
+    for section in ("build", "enqueue", "fleet", "memory", "relay", "--quick", "--messages", "--rtt-ms"):
         assert section in completed.stdout
