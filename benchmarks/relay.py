@@ -57,7 +57,8 @@ class RelayOptions:
 
 
 def source() -> dict[str, Any]:
-    """The commit measured, and whether mailqueue/ or workers/ differed from it."""
+    """The commit measured, and whether mailqueue/ or workers/ differed from it (outside a
+    checkout, say a ``git archive`` export, BENCH_SOURCE_COMMIT names it)."""
     root = fleet.ROOT
 
     def git(*args: str) -> str:
@@ -65,7 +66,8 @@ def source() -> dict[str, Any]:
         return done.stdout.strip() if done.returncode == 0 else ""
 
     changed = git("status", "--porcelain", "--", "mailqueue", "workers")
-    return {"commit": git("rev-parse", "--short", "HEAD") or "unknown (not a git checkout)",
+    exported = os.environ.get("BENCH_SOURCE_COMMIT", "unknown")
+    return {"commit": git("rev-parse", "--short", "HEAD") or f"{exported} (exported, not a git checkout)",
             "uncommitted": changed.splitlines()}
 
 
