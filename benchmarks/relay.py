@@ -54,6 +54,7 @@ class RelayOptions:
     worker_settings: dict[str, str] = field(default_factory=dict)
     enqueue_blocks: int = 10
     enqueue_per_block: int = 100
+    idle_seconds: float = 2.0  # how long a warm, idle fleet is watched for the CPU it uses doing nothing
 
 
 def source() -> dict[str, Any]:
@@ -78,12 +79,20 @@ def envelopes_for(count: int) -> list[Envelope]:
 
 def loop_row(result: loops.LoopResult) -> dict[str, Any]:
     return {"messages": result.messages, "per_second": result.per_second,
-            "cpu_per_message": result.cpu_per_message, "cpu_busy": None}
+            "cpu_per_message": result.cpu_per_message, "cpu_busy": None, "idle_cpu_per_second": None}
 
 
-def fleet_row(count: int, seconds: float, cpu_seconds: float, busy: float) -> dict[str, Any]:
+def idle_cpu(pid: int, seconds: float) -> float:
+    """CPU seconds per second the warm worker tree uses with nothing to do (broker polling,
+    timers): part of its CPU per message, the larger the longer a run takes."""
+    cpu = cputime.tree_seconds(pid)
+    time.sleep(seconds)
+    return (cputime.tree_seconds(pid) - cpu) / seconds
+
+
+def fleet_row(count: int, seconds: float, cpu_seconds: float, busy: float, idle: float) -> dict[str, Any]:
     return {"messages": count, "per_second": count / seconds, "cpu_per_message": cpu_seconds / count,
-            "cpu_busy": busy}
+            "cpu_busy": busy, "idle_cpu_per_second": idle}
 
 
 def mailqueue_row(redis_url: str, sink: Sink, port: int, pool: str, size: int, count: int,
@@ -91,11 +100,12 @@ def mailqueue_row(redis_url: str, sink: Sink, port: int, pool: str, size: int, c
     with fleet.fleet(redis_url=redis_url, sink=sink, processes=size, pool=pool, port=port,
                      extra=options.worker_settings) as team:
         fleet.deliver(team, sink, min(WARM_UP, count))
+        idle = idle_cpu(team.process.pid, options.idle_seconds)
         cpu = cputime.tree_seconds(team.process.pid)
         seconds, busy = fleet.deliver(team, sink, count)
         cpu = cputime.tree_seconds(team.process.pid) - cpu
     close_publishers()
-    return fleet_row(count, seconds, cpu, busy)
+    return fleet_row(count, seconds, cpu, busy, idle)
 
 
 def peer_deliver(driver: PeerDriver, sink: Sink, count: int, log: Path) -> float:
@@ -118,13 +128,14 @@ def peer_row(python: Path, redis_url: str, sink: Sink, port: int, pool: str, siz
         driver = PeerDriver(python, env)
         try:
             peer_deliver(driver, sink, min(WARM_UP, count), worker.log)
+            idle = idle_cpu(worker.process.pid, options.idle_seconds)
             cpu, times = cputime.tree_seconds(worker.process.pid), psutil.cpu_times()
             seconds = peer_deliver(driver, sink, count, worker.log)
             cpu = cputime.tree_seconds(worker.process.pid) - cpu
             busy = fleet.busy_fraction(times, psutil.cpu_times())
         finally:
             driver.close()
-    return fleet_row(count, seconds, cpu, busy)
+    return fleet_row(count, seconds, cpu, busy, idle)
 
 
 def contenders(options: RelayOptions) -> Iterator[str]:
@@ -224,11 +235,12 @@ def times(value: float | None) -> str:
 def render_distance(distance: dict[str, Any], sink: str) -> str:
     rows = [[LABELS[key], f"{row['messages']:,}", rate(row["per_second"]), times(row["vs_smtplib"]),
              times(row["vs_peer"]), us(row["cpu_per_message"]),
-             "-" if row["cpu_busy"] is None else f"{row['cpu_busy']:.0%}"]
+             "-" if row["cpu_busy"] is None else f"{row['cpu_busy']:.0%}",
+             "-" if row["idle_cpu_per_second"] is None else f"{row['idle_cpu_per_second']:.1%}"]
             for key, row in distance["rows"].items()]
     return table(f"(e) relay at RTT {distance['rtt_ms']:g} ms ({sink}): enqueue to accepted",
                  ["contender", "messages", "messages/s", "vs smtplib loop", "vs peer's best", "CPU/message",
-                  "CPUs busy"], rows)
+                  "CPUs busy", "idle worker CPU"], rows)
 
 
 def render_enqueue(enqueue: dict[str, Any]) -> str:

@@ -76,7 +76,7 @@ def relay_options(args: argparse.Namespace) -> Any:
     options.messages = args.messages or (100 if args.quick else options.messages)
     options.remote_messages = args.remote_messages or (40 if args.quick else options.remote_messages)
     if args.quick:
-        options.enqueue_blocks, options.enqueue_per_block = 3, 20
+        options.enqueue_blocks, options.enqueue_per_block, options.idle_seconds = 3, 20, 0.2
     return options
 
 
