@@ -33,6 +33,7 @@ _LAZY = {
     "ImproperlyConfigured": "mailqueue.exceptions",
     "MailQueueError": "mailqueue.exceptions",
     "InvalidMessage": "mailqueue.exceptions",
+    "SchedulingUnsupported": "mailqueue.exceptions",
     "MessageTooLarge": "mailqueue.exceptions",
     "BrokerUnavailable": "mailqueue.exceptions",
     "DeliveryTimeout": "mailqueue.exceptions",

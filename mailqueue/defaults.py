@@ -105,6 +105,13 @@ SETTINGS: dict[str, Setting] = {
     "MAILQUEUE_DEFERRED_POLL_INTERVAL": Setting(
         1.0, float, "Seconds between checks for deferred retries that are due."
     ),
+    "MAILQUEUE_WORKER_PRIORITIES": Setting(
+        ["high", "normal", "low"], list, "Priorities this worker takes, highest first whatever the order "
+        "(mailqueue worker --priorities high); a worker of all three takes high before normal before low."
+    ),
+    "MAILQUEUE_SCHEDULE_POLL_INTERVAL": Setting(
+        0.5, float, "Seconds between checks for scheduled sends (send_at) that are due."
+    ),
     "MAILQUEUE_RELAYS": Setting(
         None, dict, "Relays besides 'default' (the EMAIL_* settings): {name: {'EMAIL_HOST': ..., 'EMAIL_PORT': ..., "
         "'EMAIL_HOST_USER': ..., 'EMAIL_HOST_PASSWORD': ..., 'EMAIL_USE_TLS': ..., 'RATE_LIMIT': '50/s'}}; "

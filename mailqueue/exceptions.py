@@ -21,6 +21,10 @@ class InvalidMessage(MailQueueError, ValueError):
     """A message cannot be sent as given (header injection, bad address, ...)."""
 
 
+class SchedulingUnsupported(InvalidMessage):
+    """A message with ``send_at`` went to a backend that cannot hold it until then (it would send it early)."""
+
+
 class MessageTooLarge(InvalidMessage):
     """The serialized message exceeds MAILQUEUE_MAX_MESSAGE_SIZE."""
 

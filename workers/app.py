@@ -32,6 +32,7 @@ from mailqueue.queue import keys
 from mailqueue.queue.broker import broker_url, result_backend_url, shared_celery_config
 from mailqueue.queue.envelope import DELIVER_TASK, summarize
 from mailqueue.queue.memory import high_water_fraction
+from mailqueue.queue.priority import DEFAULT_PRIORITY, PRIORITIES, taken_steps
 from workers import authenticity, session, tasks
 from workers import signals as pool_signals
 from workers.deferral import DeferralPoller, Deferrals, DeferredTask
@@ -91,7 +92,7 @@ class DeliveryLifecycle(bootsteps.StartStopStep):
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
-        self.poller: DeferralPoller | None = None
+        self.pollers: list[DeferralPoller] = []
         self.keeper: VisibilityKeeper | None = None
 
     def start(self, parent: Any) -> None:
@@ -100,11 +101,13 @@ class DeliveryLifecycle(bootsteps.StartStopStep):
         except ImproperlyConfigured as error:  # must not start taking tasks; say why in one line
             logger.critical("%s", error)
             raise SystemExit(EX_CONFIG) from None
-        try:
-            self.poller = make_poller(parent.app)
-            self.poller.start()
-        except Exception:
-            logger.exception("Could not start the deferred-retry poller; deferred mail waits for another worker")
+        for what, store_keys in (("deferred-retry", None), ("scheduled-send", keys.scheduled_keys())):
+            try:
+                poller = make_poller(parent.app, store_keys=store_keys)
+                poller.start()
+                self.pollers.append(poller)
+            except Exception:
+                logger.exception("Could not start the %s poller; that mail waits for another worker", what)
         try:
             self.keeper = make_visibility_keeper(parent.app)
             self.keeper.start()
@@ -113,11 +116,12 @@ class DeliveryLifecycle(bootsteps.StartStopStep):
                              "MAILQUEUE_VISIBILITY_TIMEOUT may run twice")
 
     def stop(self, parent: Any) -> None:
-        try:
-            if self.poller is not None:
-                self.poller.stop()
-        except Exception:
-            logger.exception("Stopping the deferred-retry poller failed")
+        for poller in self.pollers:
+            try:
+                poller.stop()
+            except Exception:
+                logger.exception("Stopping a poller failed")
+        self.pollers = []
         if self.keeper is not None:
             self.keeper.stop()
         session.close_all()
@@ -137,20 +141,25 @@ def check_configuration(app: Celery) -> None:
             session.build_backend(relay).close()
         authenticity.check_configuration()
         high_water_fraction()  # workers.transport reads it on every new channel
+        taken_steps()  # MAILQUEUE_WORKER_PRIORITIES, read there too
     except (ImproperlyConfigured, ValueError, TypeError) as error:
         raise ImproperlyConfigured(f"This worker is misconfigured and will not start: {error}") from error
 
 
-def make_poller(app: Celery) -> DeferralPoller:
+def make_poller(app: Celery, *, store_keys: list[str] | None = None) -> DeferralPoller:
+    """The poller of the deferred retries, or of another store of their layout (scheduled sends)."""
     def enqueue(entry: DeferredTask) -> None:
+        # An entry read from Redis: a priority that is not ours is sent as normal, not refused forever.
+        step = PRIORITIES.get(entry.priority or DEFAULT_PRIORITY, PRIORITIES[DEFAULT_PRIORITY])
         app.send_task(DELIVER_TASK, args=[entry.payloads],
                       kwargs={"attempt": entry.attempt, "report": entry.report},
                       argsrepr=summarize(entry.payloads), kwargsrepr=f"{{'attempt': {entry.attempt}}}",
-                      task_id=entry.task_id, queue=entry.queue or settings.MAILQUEUE_QUEUE,
-                      headers=entry.headers())  # signed by the worker that deferred it
+                      task_id=entry.task_id, queue=entry.queue or settings.MAILQUEUE_QUEUE, priority=step,
+                      headers=entry.headers())  # signed by whoever stored it (a worker, or the producer)
 
-    return DeferralPoller(Deferrals(redis_client(app.conf.broker_url)), enqueue,
-                          interval=float(settings.MAILQUEUE_DEFERRED_POLL_INTERVAL))
+    return DeferralPoller(Deferrals(redis_client(app.conf.broker_url), store_keys=store_keys), enqueue,
+                          interval=float(settings.MAILQUEUE_DEFERRED_POLL_INTERVAL if store_keys is None
+                                         else settings.MAILQUEUE_SCHEDULE_POLL_INTERVAL))
 
 
 def make_visibility_keeper(app: Celery) -> VisibilityKeeper:

@@ -23,6 +23,7 @@ from mailqueue.conf import settings
 from mailqueue.exceptions import UnknownDelivery
 from mailqueue.queue import keys
 from mailqueue.queue.envelope import DELIVER_TASK, Envelope, summarize
+from mailqueue.queue.priority import DEFAULT_PRIORITY, step_of
 from mailqueue.queue.signing import signature_headers
 
 if TYPE_CHECKING:
@@ -41,6 +42,10 @@ class DeadLetter:
     failed_at: float
     enqueued_at: float | None = None
     hostname: str = ""
+    # Where it came from: a requeue goes back to the same queue, with the same priority (None:
+    # MAILQUEUE_QUEUE, "normal"; letters of an earlier release have neither).
+    queue: str | None = None
+    priority: str | None = None
 
     @property
     def recipients(self) -> list[str]:
@@ -105,6 +110,8 @@ class DeadLetters:
         attempts: int,
         hostname: str = "",
         now: float | None = None,
+        queue: str | None = None,
+        priority: str | None = None,
     ) -> DeadLetter:
         """Store a failed message; ``payload`` should hold only the recipients that failed."""
         letter = DeadLetter(
@@ -118,6 +125,8 @@ class DeadLetters:
             failed_at=time.time() if now is None else now,
             enqueued_at=_timestamp(payload.get("enqueued_at")),
             hostname=hostname,
+            queue=queue,
+            priority=priority,
         )
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(keys.dead_letters_key(), letter.id, letter.to_json())
@@ -184,20 +193,24 @@ class DeadLetters:
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
-        prepared = [(letter.id, self._requeue_payload(letter, rewrite)) for letter in letters]
+        routes: dict[tuple[str, str], builtins.list[tuple[str, dict[str, Any]]]] = {}
+        for letter in letters:  # a task goes to one queue with one priority: group by where they came from
+            route = (letter.queue or settings.MAILQUEUE_QUEUE, letter.priority or DEFAULT_PRIORITY)
+            routes.setdefault(route, []).append((letter.id, self._requeue_payload(letter, rewrite)))
         sent: builtins.list[tuple[str, builtins.list[str]]] = []
-        for start in range(0, len(prepared), batch_size):
-            batch = prepared[start:start + batch_size]
-            payloads = [payload for _id, payload in batch]
-            task_id = str(uuid.uuid4())
-            app.send_task(DELIVER_TASK, args=[payloads], argsrepr=summarize(payloads), task_id=task_id,
-                          queue=settings.MAILQUEUE_QUEUE,
-                          headers=signature_headers(task_id, payloads))  # MAILQUEUE_SIGNING_KEY
-            ids = [letter_id for letter_id, _payload in batch]
-            self.purge(ids)
-            sent.append((task_id, ids))
-            if progress is not None:
-                progress(start + len(batch))
+        for (queue, priority), prepared in routes.items():
+            for start in range(0, len(prepared), batch_size):
+                batch = prepared[start:start + batch_size]
+                payloads = [payload for _id, payload in batch]
+                task_id = str(uuid.uuid4())
+                app.send_task(DELIVER_TASK, args=[payloads], argsrepr=summarize(payloads), task_id=task_id,
+                              queue=queue, priority=step_of(priority),
+                              headers=signature_headers(task_id, payloads))  # MAILQUEUE_SIGNING_KEY
+                ids = [letter_id for letter_id, _payload in batch]
+                self.purge(ids)
+                sent.append((task_id, ids))
+                if progress is not None:
+                    progress(sum(len(ids) for _task, ids in sent))
         return sent
 
     @staticmethod

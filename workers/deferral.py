@@ -76,6 +76,8 @@ class DeferredTask:
     # The queue the round came from (MAILQUEUE_QUEUE if None): a retry goes back where it was sent,
     # so a message sent with get_connection(queue="urgent") is retried on "urgent".
     queue: str | None = None
+    # Its priority ("high", "normal", "low"; mailqueue.queue.priority), kept for the same reason.
+    priority: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -96,24 +98,30 @@ class DeferredTask:
 
 
 class Deferrals:
-    """The deferred-retry store. Keys come from ``mailqueue.queue.keys``."""
+    """The deferred-retry store. Keys come from ``mailqueue.queue.keys``.
 
-    def __init__(self, client: redis.Redis) -> None:
+    ``store_keys`` (schedule, entries, claims, claim times) names another store of the same
+    layout: the scheduled sends (``keys.scheduled_keys()``), which producers write and the same
+    poller enqueues when due.
+    """
+
+    def __init__(self, client: redis.Redis, *, store_keys: list[str] | None = None) -> None:
         self.client = client
         self._claim = client.register_script(_CLAIM_DUE)
         self._recover = client.register_script(_RECOVER_STALE)
+        self._store_keys = store_keys or [keys.deferred_schedule_key(), keys.deferred_entries_key(),
+                                          keys.deferred_claims_key(), keys.deferred_claim_times_key()]
+        self._schedule, self._entries, self._claims, self._claim_times = self._store_keys
 
-    @staticmethod
-    def _keys() -> list[str]:
-        return [keys.deferred_schedule_key(), keys.deferred_entries_key(),
-                keys.deferred_claims_key(), keys.deferred_claim_times_key()]
+    def _keys(self) -> list[str]:
+        return list(self._store_keys)
 
     def defer(self, entry: DeferredTask) -> None:
         """Store a round until ``entry.due``; a newer round for the same task replaces it."""
         entry = entry.signed()
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.deferred_entries_key(), entry.task_id, entry.to_json())
-            pipe.zadd(keys.deferred_schedule_key(), {entry.task_id: entry.due})
+            pipe.hset(self._entries, entry.task_id, entry.to_json())
+            pipe.zadd(self._schedule, {entry.task_id: entry.due})
             pipe.execute()
 
     def claim_due(self, *, now: float | None = None, limit: int = 100) -> list[DeferredTask]:
@@ -125,8 +133,8 @@ class Deferrals:
     def done(self, task_id: str) -> None:
         """The claimed round is back on the broker: forget the claim."""
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.hdel(keys.deferred_claims_key(), task_id)
-            pipe.zrem(keys.deferred_claim_times_key(), task_id)
+            pipe.hdel(self._claims, task_id)
+            pipe.zrem(self._claim_times, task_id)
             pipe.execute()
 
     def recover(self, *, older_than: float, now: float | None = None) -> int:
@@ -137,21 +145,21 @@ class Deferrals:
     def cancel(self, task_id: str) -> None:
         """Forget every trace of a task's deferred round (it finished some other way)."""
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.zrem(keys.deferred_schedule_key(), task_id)
-            pipe.hdel(keys.deferred_entries_key(), task_id)
-            pipe.hdel(keys.deferred_claims_key(), task_id)
-            pipe.zrem(keys.deferred_claim_times_key(), task_id)
+            pipe.zrem(self._schedule, task_id)
+            pipe.hdel(self._entries, task_id)
+            pipe.hdel(self._claims, task_id)
+            pipe.zrem(self._claim_times, task_id)
             pipe.execute()
 
     def get(self, task_id: str) -> DeferredTask | None:
-        raw = cast("bytes | None", self.client.hget(keys.deferred_entries_key(), task_id))
+        raw = cast("bytes | None", self.client.hget(self._entries, task_id))
         return None if raw is None else DeferredTask.from_json(raw)
 
     def count(self) -> int:
         """Rounds waiting (scheduled or claimed), for ``mailqueue stats``."""
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.zcard(keys.deferred_schedule_key())
-            pipe.hlen(keys.deferred_claims_key())
+            pipe.zcard(self._schedule)
+            pipe.hlen(self._claims)
             scheduled, claimed = pipe.execute()
         return int(scheduled) + int(claimed)
 

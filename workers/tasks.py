@@ -35,9 +35,11 @@ from mailqueue.exceptions import DeliveryFailed, ImproperlyConfigured, Unsupport
 from mailqueue.outcomes import RecipientOutcome, Status
 from mailqueue.queue import measures
 from mailqueue.queue.envelope import DELIVER_TASK, Envelope
+from mailqueue.queue.priority import priority_of
 from mailqueue.queue.signing import configured_keys
 from workers import authenticity, session
 from workers.arguments import TaskArguments, Unreadable
+from workers.cancelled import end_if_cancelled
 from workers.deferral import DeferredTask
 from workers.durable import retry_redis
 from workers.relays import Relay, UnknownRelay, relays
@@ -75,6 +77,11 @@ def arrival_queue(task: Task) -> str | None:
     return queue if isinstance(queue, str) and queue else None
 
 
+def arrival_priority(task: Task) -> str | None:
+    """The priority this task was sent with ("high", "normal", "low"), if it has one of ours."""
+    return priority_of((task.request.delivery_info or {}).get("priority"))
+
+
 def unreadable_key(letter_id: str) -> str:
     """The report key of an unreadable payload that has no Message-ID of its own."""
     return f"<unreadable payload, dead letter {letter_id}>"
@@ -98,6 +105,7 @@ class DeliveryRound:
         self.already: dict[str, set[str]] = {}
         # Stay well inside the visibility timeout, or Redis hands this task to a second worker.
         self.deadline = time.monotonic() + settings.MAILQUEUE_VISIBILITY_TIMEOUT / 2
+        self.origin: dict[str, str | None] = {"queue": None, "priority": None}  # a requeue goes back there
         self.throttle = Throttle(stores.limiter, max_wait=float(settings.MAILQUEUE_RATE_LIMIT_MAX_WAIT),
                                  pause=float(settings.MAILQUEUE_THROTTLE_PAUSE), deadline=self.deadline)
         self.held: set[str] = set()  # relays this round stopped sending to (rate limit or pause)
@@ -203,7 +211,7 @@ class DeliveryRound:
             failures=failed,
             error=error or last_error(self.report, message_id),
             attempts=message_entry(self.report, message_id)["attempts"],
-            hostname=self.stores.hostname,
+            hostname=self.stores.hostname, **self.origin,
         ), what=f"dead-letter {message_id}")
         message_entry(self.report, message_id)["dead_letter"] = letter.id
         self.counts.update(failed=1, dead_lettered=1)
@@ -239,7 +247,7 @@ class DeliveryRound:
             task_id=self.task_id,
             payload=payload if isinstance(payload, dict) else {"raw": payload},
             failures={}, error={"code": None, "reply": reason, "permanent": True},
-            attempts=self.attempt, hostname=self.stores.hostname,
+            attempts=self.attempt, hostname=self.stores.hostname, **self.origin,
         ), what=f"dead-letter payload #{index}")
         # Reported under the Message-ID it claims, so its producer finds it, unless that id
         # belongs to another message of this task (see _reclaim_message_id).
@@ -277,7 +285,7 @@ class DeliveryRound:
         task.update_state(state=DEFERRED, meta=self.report)
         rounds_done = self.attempt if retry else self.attempt - 1
         entry = DeferredTask(task_id=self.task_id, payloads=payloads, attempt=rounds_done, report=self.report,
-                             due=due, queue=arrival_queue(task))
+                             due=due, queue=arrival_queue(task), priority=arrival_priority(task))
         retry_redis(lambda: self.stores.deferrals.defer(entry), what=f"defer task {self.task_id}")
         logger.info("Task %s: %d message(s) deferred; attempt %d in %.1fs",
                     self.task_id, len(payloads), self.attempt + 1, delay)
@@ -330,8 +338,12 @@ def deliver(self: Task, /, *args: Any, **kwargs: Any) -> Report:
         # keep the task on the broker rather than acknowledge a failure and lose its mail.
         logger.error("Delivery task %s: worker misconfigured (%s); requeueing the task", task_id, error)
         raise Reject(error, requeue=True) from error
+    cancelled = end_if_cancelled(task_id, given.batch(), stores)  # claims the task, unless it was cancelled
+    if cancelled is not None:
+        return cancelled
     delivery = DeliveryRound(task_id=task_id, attempt=given.rounds_done() + 1, report=given.carried_report(),
                              stores=stores, relays=known_relays)
+    delivery.origin.update(queue=arrival_queue(self), priority=arrival_priority(self))
     try:
         try:
             delivery.run(given.batch())

@@ -34,6 +34,7 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
 from mailqueue.queue.memory import MemoryGauge, MemoryReading, high_water_fraction, read_memory, worker_fraction
+from mailqueue.queue.priority import taken_steps
 from workers import garbage
 from workers.store import redis_client
 
@@ -99,6 +100,7 @@ class Channel(kombu_redis.Channel):
         self._memory = MemoryGauge(self._read_memory) if fraction < 1 else None
         self._paused = False
         self._held_tried_at = 0.0
+        self._taken_steps = taken_steps()  # MAILQUEUE_WORKER_PRIORITIES: the lists it pops, high first
 
     def _read_memory(self) -> MemoryReading:
         with self.conn_or_acquire() as client:
@@ -129,7 +131,25 @@ class Channel(kombu_redis.Channel):
             return  # Redis still refuses what this process holds: take nothing new
         if self._memory_full():
             return  # the event loop ticks at least every second: we look again then
-        super()._brpop_start(timeout)
+        self._brpop_start_in_order(timeout)
+
+    def _brpop_start_in_order(self, timeout: Any) -> None:
+        """kombu's _brpop_start, naming the lists high, normal, low (``mailqueue.queue.priority``),
+        and only those of this worker's priorities; kombu names them by step, 0 (normal) first.
+
+        Only the BRPOP changes: ``priority_steps`` stays kombu's, so what this worker puts back
+        (a restore, a retry it sends) still lands in the list of its own priority.
+        """
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if not queues:
+            return
+        keys = [self._q_for_pri(queue, step) for step in self._taken_steps for queue in queues]
+        self._in_poll = self.client.connection
+        self._brpop_sent_at = time.monotonic()
+        command = ["BRPOP", *keys, (self.brpop_timeout if timeout is None else timeout) or 0]
+        if self.global_keyprefix:
+            command = self.client._prefix_args(command)
+        self.client.connection.send_command(*command)
 
     def _memory_full(self) -> bool:
         if self._memory is None:
@@ -274,8 +294,9 @@ class Channel(kombu_redis.Channel):
             with self.conn_or_acquire() as client:
                 while _held:
                     held = _held[0]
-                    if held.payload is not None:
-                        client.rpush(held.queue, dumps(held.payload))
+                    if held.payload is not None:  # to the list of its own priority
+                        target = self._q_for_pri(held.queue, self._get_message_priority(held.payload))
+                        client.rpush(target, dumps(held.payload))
                     else:
                         garbage.move_aside(redis_client(), held.raw, reason=held.reason, queue=held.queue)
                     _held.popleft()

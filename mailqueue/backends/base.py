@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mailqueue.deprecation import (
@@ -12,7 +13,7 @@ from mailqueue.deprecation import (
     unknown_backend_options,
     warn_about_external_use,
 )
-from mailqueue.exceptions import InvalidMailer
+from mailqueue.exceptions import InvalidMailer, SchedulingUnsupported
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -26,7 +27,20 @@ class BaseEmailBackend:
     Subclasses implement ``send_messages`` and, if they hold a connection, ``open`` and
     ``close``. ``open`` returns True only when it created the connection, so that
     ``send_messages`` closes only what it opened itself.
+
+    A backend that does not set ``supports_send_at`` refuses, before sending anything, a batch
+    holding a message whose ``send_at`` is set (``SchedulingUnsupported``): it would send it
+    early. The check wraps each subclass's own ``send_messages``, so a third-party backend
+    that knows nothing of scheduling gets it too.
     """
+
+    supports_send_at = False  # True: the backend honours send_at (queue), or keeps it (locmem, dummy)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        send = cls.__dict__.get("send_messages")
+        if send is not None and not cls.supports_send_at:
+            cls.send_messages = _refusing_scheduled(send)  # type: ignore[method-assign]
 
     _fail_silently = False
     _own_fail_silently = False  # True once the backend sets its own fail_silently
@@ -99,3 +113,22 @@ class BaseEmailBackend:
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         """Send messages and return how many were sent."""
         raise NotImplementedError("subclasses of BaseEmailBackend must override send_messages()")
+
+
+SendMessages = Callable[[Any, Sequence["EmailMessage"]], int]
+
+
+def _refusing_scheduled(send: SendMessages) -> SendMessages:
+    @functools.wraps(send)
+    def send_messages(self: BaseEmailBackend, email_messages: Iterable[EmailMessage]) -> int:
+        messages = list(email_messages)
+        for message in messages:
+            send_at = getattr(message, "send_at", None)
+            if send_at is not None:
+                raise SchedulingUnsupported(
+                    f"{type(self).__module__}.{type(self).__name__} cannot hold a message until its "
+                    f"send_at ({send_at.isoformat()}), so nothing was sent: use the queue backend "
+                    "(mailqueue.backends.queue.EmailBackend) for scheduled mail, or set send_at to None.")
+        return send(self, messages)
+
+    return send_messages

@@ -12,5 +12,7 @@ if TYPE_CHECKING:
 
 
 class EmailBackend(BaseEmailBackend):
+    supports_send_at = True  # it sends nothing, early or late: a scheduled message is accepted like any other
+
     def send_messages(self, email_messages: Iterable[EmailMessage]) -> int:
         return len(list(email_messages))

@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
 
 class EmailBackend(BaseEmailBackend):
-    """Keep messages in ``mailqueue.outbox`` instead of sending them."""
+    """Keep messages in ``mailqueue.outbox`` instead of sending them (``send_at`` kept on each copy)."""
+
+    supports_send_at = True
 
     def __init__(self, *, fail_silently: bool = False, **kwargs: Any) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)

@@ -19,7 +19,9 @@ from mailqueue.conf import settings
 from mailqueue.exceptions import BrokerUnavailable
 from mailqueue.queue.delivery import Delivery
 from mailqueue.queue.envelope import DEFAULT_RELAY, Envelope, check_relay_name
+from mailqueue.queue.priority import DEFAULT_PRIORITY, check_priority
 from mailqueue.queue.producer import Publisher, get_publisher
+from mailqueue.queue.schedule import due_time
 
 if TYPE_CHECKING:
     from mailqueue.message import EmailMessage
@@ -29,6 +31,7 @@ __all__ = ["EmailBackend"]
 DELIVERY_ATTRIBUTE = "delivery"  # set on every message this backend enqueues
 
 Accepted = tuple["EmailMessage", Envelope]
+Batch = list[Accepted]
 
 
 class EmailBackend(BaseEmailBackend):
@@ -39,7 +42,12 @@ class EmailBackend(BaseEmailBackend):
     (MAILQUEUE_BATCH_SIZE) and ``max_message_size`` (MAILQUEUE_MAX_MESSAGE_SIZE).
     ``relay`` names the relay the workers deliver through (one of their MAILQUEUE_RELAYS;
     "default": their EMAIL_* settings); only the name travels, never credentials.
+    ``priority`` ("high", "normal" or "low") decides which waiting task a free worker takes
+    first (``mailqueue.queue.priority``). A message with ``send_at`` in the future is stored
+    until then (``mailqueue.queue.schedule``); one in the past is sent now.
     """
+
+    supports_send_at = True
 
     def __init__(
         self,
@@ -50,6 +58,7 @@ class EmailBackend(BaseEmailBackend):
         batch_size: int | None = None,
         max_message_size: int | None = None,
         relay: str = DEFAULT_RELAY,
+        priority: str = DEFAULT_PRIORITY,
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
@@ -58,6 +67,7 @@ class EmailBackend(BaseEmailBackend):
         self.batch_size = _positive_int("batch_size", batch_size, "MAILQUEUE_BATCH_SIZE")
         self.max_message_size = _positive_int("max_message_size", max_message_size, "MAILQUEUE_MAX_MESSAGE_SIZE")
         self.relay = check_relay_name(relay)
+        self.priority = check_priority(priority)
         self.publisher: Publisher | None = None
 
     def open(self) -> bool:
@@ -104,13 +114,11 @@ class EmailBackend(BaseEmailBackend):
                 self.close()
 
     def _publish(self, accepted: list[Accepted]) -> int:
-        assert self.publisher is not None
         enqueued = 0
-        for batch in _batches(accepted, self.batch_size):
+        for due, batch in _batches(accepted, self.batch_size):
             task_id = str(uuid.uuid4())
             try:
-                payloads = [envelope.to_payload() for _, envelope in batch]
-                self.publisher.publish(payloads, task_id=task_id, queue=self.queue)
+                self._send(batch, task_id=task_id, due=due)
             except BrokerUnavailable as error:
                 if self.fail_silently:
                     return enqueued
@@ -119,14 +127,28 @@ class EmailBackend(BaseEmailBackend):
                 raise
             for message, envelope in batch:
                 # setattr: the attribute is the backend's addition to the message API
-                setattr(message, DELIVERY_ATTRIBUTE, Delivery(task_id, message_id=envelope.message_id))
+                setattr(message, DELIVERY_ATTRIBUTE, Delivery(task_id, message_id=envelope.message_id,
+                                                              broker_url=self.broker_url))
             enqueued += len(batch)
         return enqueued
 
+    def _send(self, batch: Batch, *, task_id: str, due: float | None) -> None:
+        assert self.publisher is not None
+        payloads = [envelope.to_payload() for _, envelope in batch]
+        if due is None:
+            self.publisher.publish(payloads, task_id=task_id, queue=self.queue, priority=self.priority)
+        else:
+            self.publisher.schedule(payloads, task_id=task_id, queue=self.queue, priority=self.priority, due=due)
 
-def _batches(items: list[Accepted], size: int) -> Iterator[list[Accepted]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+
+def _batches(items: list[Accepted], size: int) -> Iterator[tuple[float | None, Batch]]:
+    """Batches of at most ``size``, each of messages due at the same time (None: now), in order."""
+    groups: dict[float | None, Batch] = {}
+    for item in items:
+        groups.setdefault(due_time(getattr(item[0], "send_at", None)), []).append(item)
+    for due, group in groups.items():
+        for start in range(0, len(group), size):
+            yield due, group[start : start + size]
 
 
 def _positive_int(argument: str, value: int | None, setting: str) -> int:

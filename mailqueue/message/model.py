@@ -10,6 +10,7 @@ each overridable and each a place where a faster builder can take over:
 
 from __future__ import annotations
 
+import datetime
 import email.errors
 import email.message
 import email.policy
@@ -122,6 +123,23 @@ class EmailMessage:
     content_subtype = "plain"
     # Charset of text/* bodies and attachments; None means settings.DEFAULT_CHARSET.
     encoding: str | None = None
+    _send_at: datetime.datetime | None = None
+
+    @property
+    def send_at(self) -> datetime.datetime | None:
+        """When to deliver, no earlier (None: now). The queue backend holds the message until
+        then; a backend that cannot hold it refuses it (``SchedulingUnsupported``)."""
+        return self._send_at
+
+    @send_at.setter
+    def send_at(self, value: datetime.datetime | None) -> None:
+        # Refused here, at the assignment: a naive time means a different moment on every host.
+        if value is not None and not isinstance(value, datetime.datetime):
+            raise TypeError(f"send_at must be a timezone-aware datetime or None, got {type(value).__name__}")
+        if value is not None and value.utcoffset() is None:
+            raise ValueError(f"send_at must be timezone-aware (a naive datetime is ambiguous): {value!r}; "
+                             "use datetime.datetime(..., tzinfo=datetime.UTC) or .astimezone()")
+        self._send_at = value
 
     @deprecate_posargs(EMAIL_MESSAGE_POSITIONAL)
     def __init__(

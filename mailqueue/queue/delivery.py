@@ -16,7 +16,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import celery.exceptions
@@ -31,7 +31,9 @@ from mailqueue.exceptions import (
     MailQueueError,
     UnknownDelivery,
 )
+from mailqueue.queue import cancel as cancelling
 from mailqueue.queue.broker import redacted, result_backend_url, shared_celery_config
+from mailqueue.queue.producer import get_publisher
 
 __all__ = ["Delivery", "close_result_readers"]
 
@@ -48,6 +50,24 @@ class Delivery:
 
     task_id: str
     message_id: str | None = None
+    broker_url: str | None = field(default=None, compare=False, repr=False)  # None: MAILQUEUE_BROKER_URL
+
+    def cancel(self) -> bool:
+        """Cancel the task, unless a worker has begun it: True if cancelled, False otherwise.
+
+        It cancels the whole task: every message sent in the same batch (one ``send_messages``
+        call, up to MAILQUEUE_BATCH_SIZE messages) shares it. A cancelled message is never sent;
+        its report says "cancelled": at once for a scheduled task, and when a worker takes it off
+        the queue for a queued one (the worker then only reports it).
+        """
+        with get_publisher(self.broker_url).redis(refuse_if_full=False) as client:
+            outcome = cancelling.cancel(client, self.task_id)
+        if outcome.payloads is not None:  # taken off the schedule: no worker will ever report it
+            report = cancelling.cancelled_report(self.task_id, outcome.payloads)
+            result = self._result()
+            with _translated_errors(result):
+                result.backend.store_result(self.task_id, report, states.SUCCESS)
+        return outcome.cancelled
 
     @property
     def state(self) -> str:

@@ -54,6 +54,23 @@ def deferred_claim_times_key() -> str:
     return key_for("deferred", "claimed-at")
 
 
+# --- scheduled sends (mailqueue/queue/schedule.py; the workers' poller, workers/deferral.py) ----
+
+
+def scheduled_keys() -> list[str]:
+    """The scheduled sends' store, laid out as the deferred retries' (schedule, entries, claims,
+    claim times): producers write it, the workers' poller enqueues each task when it is due."""
+    return [key_for("scheduled", part) for part in ("schedule", "entries", "claims", "claimed-at")]
+
+
+# --- cancelling (mailqueue/queue/cancel.py) --------------------------------------------------
+
+
+def task_state_key(task_id: str) -> str:
+    """String: "started" once a worker began the task, "cancelled" once cancelled (whichever first)."""
+    return key_for("task", task_id, "state")
+
+
 # --- dead letters (workers/deadletters.py) ---------------------------------------------------
 
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +40,8 @@ from mailqueue.exceptions import BrokerFull, BrokerUnavailable
 from mailqueue.queue.broker import broker_url, redacted, shared_celery_config
 from mailqueue.queue.envelope import DELIVER_TASK, summarize
 from mailqueue.queue.memory import MemoryGauge, MemoryReading, high_water_fraction, read_memory
+from mailqueue.queue.priority import DEFAULT_PRIORITY, step_of
+from mailqueue.queue.schedule import scheduled_entry, write_entry
 from mailqueue.queue.signing import signature_headers
 
 __all__ = ["Publisher", "close_publishers", "get_publisher"]
@@ -90,11 +93,13 @@ class Publisher:
         fast = urlsplit(url).scheme in FAST_SCHEMES and self._fraction < 1
         self._memory = MemoryGauge() if fast else None
 
-    def publish(self, payloads: Sequence[dict[str, Any]], *, task_id: str, queue: str) -> None:
+    def publish(self, payloads: Sequence[dict[str, Any]], *, task_id: str, queue: str,
+                priority: str = DEFAULT_PRIORITY) -> None:
         """Put one delivery task (a batch of payloads) on ``queue``, or raise BrokerUnavailable.
 
         This is what ``app.send_task(DELIVER_TASK, args=[payloads], task_id=task_id,
-        queue=queue)`` puts on the wire, minus its result-backend call and retry loop.
+        queue=queue, priority=...)`` puts on the wire, minus its result-backend call and retry
+        loop. ``priority`` picks the list the task waits in (``mailqueue.queue.priority``).
         """
         amqp = self.app.amqp
         batch = list(payloads)
@@ -106,16 +111,45 @@ class Publisher:
             with self.app.producer_pool.acquire(block=True) as producer:
                 self._refuse_if_full(producer)
                 amqp.send_task_message(producer, DELIVER_TASK, message, queue=queue, declare=[], retry=False,
-                                       headers=headers)
+                                       headers=headers, priority=step_of(priority))
             if self._memory is not None:
                 self._memory.account(_approximate_size(batch))
         except BrokerFull:
             raise
         except self._errors as error:
-            raise BrokerUnavailable(
-                f"Could not enqueue on the broker at {redacted(self.url)}: {str(error).rstrip('.')}. Check "
-                "MAILQUEUE_BROKER_URL and that the broker is running and accepts writes."
-            ) from error
+            raise self._unavailable(error) from error
+
+    def schedule(self, payloads: Sequence[dict[str, Any]], *, task_id: str, queue: str, priority: str,
+                 due: float) -> None:
+        """Store one delivery task until ``due`` (epoch seconds), signed; the workers enqueue it then."""
+        entry = scheduled_entry(task_id=task_id, payloads=list(payloads), due=due, queue=queue, priority=priority)
+        with self.redis() as client:
+            write_entry(client, entry)
+        if self._memory is not None:
+            self._memory.account(_approximate_size(entry["payloads"]))
+
+    @contextmanager
+    def redis(self, *, refuse_if_full: bool = True) -> Iterator[Any]:
+        """The pooled publishing connection's Redis client (scheduling, cancelling), errors translated.
+
+        A cancel passes ``refuse_if_full=False``: it frees room, so a nearly full broker takes it."""
+        if urlsplit(self.url).scheme not in FAST_SCHEMES:
+            raise BrokerUnavailable(f"Scheduled sends and cancelling need a Redis broker, not {redacted(self.url)}.")
+        try:
+            with self.app.producer_pool.acquire(block=True) as producer:
+                if refuse_if_full:
+                    self._refuse_if_full(producer)
+                yield producer.channel.client
+        except BrokerFull:
+            raise
+        except self._errors as error:
+            raise self._unavailable(error) from error
+
+    def _unavailable(self, error: BaseException) -> BrokerUnavailable:
+        return BrokerUnavailable(
+            f"Could not enqueue on the broker at {redacted(self.url)}: {str(error).rstrip('.')}. Check "
+            "MAILQUEUE_BROKER_URL and that the broker is running and accepts writes."
+        )
 
     def _refuse_if_full(self, producer: Any) -> None:
         """Raise BrokerFull above the high-water mark (``mailqueue.queue.memory``), before any write."""

@@ -60,7 +60,7 @@ def test_a_failing_lifecycle_hook_is_logged_not_fatal(celery_app: Celery, caplog
     with override_settings(MAILQUEUE_DEFERRED_POLL_INTERVAL=0.0):  # the poller refuses this
         step.start(worker)
     step.stop(worker)
-    assert step.poller is None
+    assert step.pollers == []
     assert "Could not start the deferred-retry poller" in caplog.text
 
 
