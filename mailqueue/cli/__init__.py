@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from mailqueue import __version__
 from mailqueue.cli import (
+    cancel,
     dead,
     demo,
     devserver,
@@ -28,7 +29,7 @@ from mailqueue.cli import (
 )
 from mailqueue.cli.base import CommandParser, describe_error, fail
 
-COMMANDS = (worker, send, sendtestemail, status, stats, metrics, dead, devserver, demo, embedded, settings)
+COMMANDS = (worker, send, sendtestemail, status, cancel, stats, metrics, dead, devserver, demo, embedded, settings)
 
 
 def build_parser() -> CommandParser:

@@ -58,6 +58,36 @@ def queue_depth(client: redis.Redis, queue: str | None = None) -> int:
         return sum(int(length) for length in pipe.execute())
 
 
+def depth_by_priority(client: redis.Redis, queue: str | None = None) -> dict[str, int]:
+    """Tasks waiting for a worker, per priority (``mailqueue.queue.priority``)."""
+    from mailqueue.queue.priority import PRIORITIES, list_name
+
+    base = keys.queue_key(queue)
+    with client.pipeline(transaction=False) as pipe:
+        for name in PRIORITIES:
+            pipe.llen(list_name(base, name))
+        return {name: int(length) for name, length in zip(PRIORITIES, pipe.execute(), strict=True)}
+
+
+def scheduled(client: redis.Redis) -> Deferred:
+    """Scheduled sends waiting for their send_at (``mailqueue.queue.schedule``)."""
+    schedule, entries, claims, _times = keys.scheduled_keys()
+    messages = sum(len(json.loads(raw).get("payloads", [])) for name in (entries, claims)
+                   for _task_id, raw in _hash_items(client, name))
+    first = reply(client.zrange(schedule, 0, 0, withscores=True))
+    tasks = int(reply(client.zcard(schedule))) + int(reply(client.hlen(claims)))
+    return Deferred(tasks=tasks, messages=messages, next_due=float(first[0][1]) if first else None)
+
+
+def scheduled_for(client: redis.Redis, task_id: str) -> float | None:
+    """When a scheduled task is due (epoch seconds), or None if it is not scheduled."""
+    schedule, _entries, claims, _times = keys.scheduled_keys()
+    due = reply(client.zscore(schedule, task_id))
+    if due is None and client.hexists(claims, task_id):
+        return float(json.loads(reply(client.hget(claims, task_id)))["due"])
+    return None if due is None else float(due)
+
+
 def in_flight(client: redis.Redis) -> int:
     """Tasks a worker has taken and not yet acknowledged."""
     return int(reply(client.hlen(keys.unacked_key())))
@@ -82,7 +112,14 @@ def totals(client: redis.Redis) -> dict[str, int]:
 
 
 def locate(client: redis.Redis, task_id: str, queue: str | None = None) -> str | None:
-    """Where a task without a stored result is: "queued", "in flight", "deferred", or None."""
+    """Where a task without a stored result is: "cancelled", "scheduled", "queued", "in flight",
+    "deferred", or None."""
+    from mailqueue.queue.cancel import CANCELLED, state
+
+    if state(client, task_id) == CANCELLED:
+        return "cancelled"
+    if scheduled_for(client, task_id) is not None:
+        return "scheduled"
     needle = task_id.encode()
     for name in queue_lists(queue):
         for start in range(0, int(reply(client.llen(name))), SCAN_CHUNK):

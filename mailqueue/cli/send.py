@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,10 @@ Either build the message from options:
 or send a whole .eml file as it is (recipients from its To/Cc/Bcc unless given):
   mailqueue send --eml < message.eml
 
---body and --html read standard input when given '-'."""
+--body and --html read standard input when given '-'. --at holds the message until then
+(the queue backend stores it; other backends refuse it), --priority sets the queue
+backend's priority:
+  mailqueue send --to ann@example.com --subject Reminder --at 2026-12-24T09:00:00+01:00"""
 
 
 def register(subparsers: argparse._SubParsersAction[CommandParser]) -> None:
@@ -42,7 +46,22 @@ def register(subparsers: argparse._SubParsersAction[CommandParser]) -> None:
     parser.add_argument("--eml", nargs="?", const="-", metavar="FILE",
                         help="send this .eml file as it is ('-' or no value: standard input)")
     parser.add_argument("--backend", metavar="DOTTED.PATH", help="backend to use instead of EMAIL_BACKEND")
+    parser.add_argument("--at", type=send_at, metavar="ISO-8601",
+                        help="deliver no earlier than this time, with its offset (2026-12-24T09:00+01:00, or Z)")
+    parser.add_argument("--priority", choices=("high", "normal", "low"),
+                        help="the queue backend's priority (default: normal)")
     parser.set_defaults(handler=run)
+
+
+def send_at(value: str) -> datetime.datetime:
+    """An argparse type: an ISO-8601 time with its UTC offset (a naive time is ambiguous)."""
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO-8601 time (e.g. 2026-12-24T09:00:00+01:00)") from None
+    if moment.utcoffset() is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no UTC offset: add one (+01:00, or Z for UTC)")
+    return moment
 
 
 def split_addresses(values: list[str]) -> list[str]:
@@ -116,7 +135,9 @@ def run(args: argparse.Namespace) -> int:
     from mailqueue.mail import get_connection
 
     message = build_message(args)
-    connection = get_connection(args.backend) if args.backend else get_connection()
+    message.send_at = args.at
+    options = {"priority": args.priority} if args.priority else {}
+    connection = get_connection(args.backend, **options) if args.backend else get_connection(**options)
     try:
         sent = connection.send_messages([message])
     except MailQueueError:  # BrokerUnavailable (a ConnectionError too) says it all already

@@ -7,9 +7,11 @@ import time
 from typing import Any
 
 from mailqueue.cli.base import CommandParser, add_command, print_json
+from mailqueue.cli.report import when
 
 DESCRIPTION = """\
-Show the queue depth, the tasks in flight (taken by a worker, not yet acknowledged),
+Show the queue depth (per priority: high, normal, low), the scheduled sends waiting for
+their send_at, the tasks in flight (taken by a worker, not yet acknowledged),
 the deferred retries, the dead letters, the running totals the workers keep (delivered,
 failed, retry rounds) and the workers that answer a ping."""
 
@@ -40,11 +42,14 @@ def collect(*, ping_timeout: float | None) -> dict[str, Any]:
 
     client, url = brokerstate.broker_client()
     deferred = brokerstate.deferred(client)
+    scheduled = brokerstate.scheduled(client)
     totals = brokerstate.totals(client)
     return {
         "broker": redacted(url),
         "queue": settings.MAILQUEUE_QUEUE,
         "queued": brokerstate.queue_depth(client),
+        "queued_by_priority": brokerstate.depth_by_priority(client),
+        "scheduled": {"tasks": scheduled.tasks, "messages": scheduled.messages, "next_due": scheduled.next_due},
         "in_flight": brokerstate.in_flight(client),
         "deferred": {"tasks": deferred.tasks, "messages": deferred.messages, "next_due": deferred.next_due},
         "dead_letters": DeadLetters(client).count(),
@@ -63,7 +68,10 @@ def text_lines(stats: dict[str, Any]) -> list[str]:
     due = f" (next retry in {max(0.0, next_due - time.time()):.0f} s)" if next_due else ""
     rows = [
         ("Broker", f"{stats['broker']} (queue {stats['queue']!r})"),
-        ("Queued", f"{stats['queued']} task(s) waiting for a worker"),
+        ("Queued", f"{stats['queued']} task(s) waiting for a worker ("
+                   + ", ".join(f"{name} {count}" for name, count in stats["queued_by_priority"].items()) + ")"),
+        ("Scheduled", f"{stats['scheduled']['tasks']} task(s), {stats['scheduled']['messages']} message(s)"
+                      + (f" (next due {when(stats['scheduled']['next_due'])})" if stats["scheduled"]["next_due"] else "")),
         ("In flight", f"{stats['in_flight']} task(s) taken by a worker, not yet acknowledged"),
         ("Deferred", f"{deferred['tasks']} task(s), {deferred['messages']} message(s){due}"),
         ("Dead letters", f"{stats['dead_letters']}{hint}"),

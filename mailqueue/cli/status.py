@@ -6,16 +6,19 @@ import argparse
 from typing import Any
 
 from mailqueue.cli.base import CommandParser, add_command, print_json
-from mailqueue.cli.report import report_lines
+from mailqueue.cli.report import report_lines, when
 
 DESCRIPTION = """\
 Show a delivery task (the id 'mailqueue send' prints, or a message's delivery.task_id):
-queued, in flight, deferred until its next retry, or finished, with what the SMTP server
+scheduled (send_at), queued, in flight, deferred until its next retry, cancelled, or
+finished, with what the SMTP server
 answered for every recipient. --wait waits for the final report (after every retry).
 
 Reports are kept for MAILQUEUE_RESULT_EXPIRES seconds."""
 
 LOCATIONS = {
+    "cancelled": "cancelled: never sent (it leaves the queue when a worker reaches it)",
+    "scheduled": "scheduled for {due}",
     "queued": "queued, waiting for a worker",
     "in flight": "in flight: a worker is delivering it",
     "deferred": "deferred: waiting for its next retry",
@@ -35,7 +38,7 @@ def task_status(task_id: str) -> dict[str, Any]:
     """The task's state, its report (final or so far) and, while it has none, where it is."""
     from celery.result import AsyncResult
 
-    from mailqueue.cli.brokerstate import broker_client, locate
+    from mailqueue.cli.brokerstate import broker_client, locate, scheduled_for
     from mailqueue.exceptions import DeliveryFailed, UnknownDelivery
     from mailqueue.queue.delivery import result_reader
 
@@ -51,6 +54,8 @@ def task_status(task_id: str) -> dict[str, Any]:
     if state == "PENDING":  # Celery's word for "no result stored": queued, in flight or unknown
         client, _url = broker_client()
         status["location"] = locate(client, task_id)
+        if status["location"] == "scheduled":
+            status["scheduled_for"] = scheduled_for(client, task_id)
         if status["location"] is None:
             raise UnknownDelivery(
                 f"No delivery task {task_id} is known: it is not queued, in flight or deferred, and has no "
@@ -62,9 +67,13 @@ def task_status(task_id: str) -> dict[str, Any]:
 def headline(status: dict[str, Any]) -> str:
     task_id, state, report = status["task_id"], status["state"], status["report"]
     if status["location"]:
-        return f"Task {task_id}: {LOCATIONS[status['location']]}"
+        due = status.get("scheduled_for")
+        where = LOCATIONS[status["location"]].format(due=when(due) if due else "?")
+        return f"Task {task_id}: {where}"
     if state in ("SUCCESS", "FAILURE") and report is not None:
         outcome = "delivered" if not report.get("failed") else "finished with failures"
+        if report.get("cancelled") and not report.get("sent") and not report.get("failed"):
+            outcome = "cancelled, never sent"
         return f"Task {task_id}: {outcome}"
     if state == "DEFERRED":
         return f"Task {task_id}: {LOCATIONS['deferred']}"

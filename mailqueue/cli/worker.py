@@ -15,6 +15,7 @@ in place of this process (so signals such as SIGTERM reach Celery directly).
 Any Celery worker option is passed through, for example:
   mailqueue worker --concurrency 8 --loglevel INFO
   mailqueue worker --pool threads --concurrency 16 --hostname mail1@%h
+  mailqueue worker --priorities high    # a worker kept free for high-priority mail
 Run 'mailqueue worker --celery-help' for Celery's own list of options.
 
 With no MAILQUEUE_BROKER_URL, the worker uses the embedded Redis under
@@ -25,9 +26,23 @@ def register(subparsers: argparse._SubParsersAction[CommandParser]) -> None:
     parser = add_command(subparsers, "worker", help="start a delivery worker (Celery options pass through)",
                          description=DESCRIPTION)
     parser.add_argument("--celery-help", action="store_true", help="show Celery's worker options and exit")
+    parser.add_argument("--priorities", metavar="LIST", type=priorities,
+                        help="take only these priorities, e.g. 'high' or 'high,normal' (default: all three, "
+                             "high first; sets MAILQUEUE_WORKER_PRIORITIES)")
     parser.add_argument("--no-broker-check", action="store_true",
                         help="start even if the broker does not answer now (Celery then keeps retrying)")
     parser.set_defaults(handler=run, accepts_extra=True)
+
+
+def priorities(value: str) -> str:
+    """An argparse type: a comma-separated list of priorities, as MAILQUEUE_WORKER_PRIORITIES takes it."""
+    from mailqueue.queue.priority import check_priorities
+
+    try:
+        return ",".join(check_priorities([name.strip() for name in value.split(",") if name.strip()],
+                                         what="--priorities"))
+    except (TypeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def celery_command(options: list[str]) -> list[str]:
@@ -78,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         os.execv(command[0], command)
     command = celery_command(list(args.extra))
     env = worker_environment()
+    if args.priorities:
+        env["MAILQUEUE_WORKER_PRIORITIES"] = args.priorities
     if not args.no_broker_check:
         from mailqueue.queue.broker import broker_url
 
