@@ -13,7 +13,7 @@ from typing import Any
 from celery.exceptions import Reject
 from redis.exceptions import RedisError
 
-from mailqueue.queue.cancel import claim, cancelled_report
+from mailqueue.queue.cancel import cancelled_report, claim
 from workers.durable import retry_redis
 from workers.report import Report
 from workers.store import Stores

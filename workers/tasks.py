@@ -105,7 +105,8 @@ class DeliveryRound:
         self.already: dict[str, set[str]] = {}
         # Stay well inside the visibility timeout, or Redis hands this task to a second worker.
         self.deadline = time.monotonic() + settings.MAILQUEUE_VISIBILITY_TIMEOUT / 2
-        self.origin: dict[str, str | None] = {"queue": None, "priority": None}  # a requeue goes back there
+        self.queue: str | None = None  # where the task came from: a dead letter's requeue goes back there
+        self.priority: str | None = None
         self.throttle = Throttle(stores.limiter, max_wait=float(settings.MAILQUEUE_RATE_LIMIT_MAX_WAIT),
                                  pause=float(settings.MAILQUEUE_THROTTLE_PAUSE), deadline=self.deadline)
         self.held: set[str] = set()  # relays this round stopped sending to (rate limit or pause)
@@ -211,7 +212,7 @@ class DeliveryRound:
             failures=failed,
             error=error or last_error(self.report, message_id),
             attempts=message_entry(self.report, message_id)["attempts"],
-            hostname=self.stores.hostname, **self.origin,
+            hostname=self.stores.hostname, queue=self.queue, priority=self.priority,
         ), what=f"dead-letter {message_id}")
         message_entry(self.report, message_id)["dead_letter"] = letter.id
         self.counts.update(failed=1, dead_lettered=1)
@@ -247,7 +248,7 @@ class DeliveryRound:
             task_id=self.task_id,
             payload=payload if isinstance(payload, dict) else {"raw": payload},
             failures={}, error={"code": None, "reply": reason, "permanent": True},
-            attempts=self.attempt, hostname=self.stores.hostname, **self.origin,
+            attempts=self.attempt, hostname=self.stores.hostname, queue=self.queue, priority=self.priority,
         ), what=f"dead-letter payload #{index}")
         # Reported under the Message-ID it claims, so its producer finds it, unless that id
         # belongs to another message of this task (see _reclaim_message_id).
@@ -343,7 +344,7 @@ def deliver(self: Task, /, *args: Any, **kwargs: Any) -> Report:
         return cancelled
     delivery = DeliveryRound(task_id=task_id, attempt=given.rounds_done() + 1, report=given.carried_report(),
                              stores=stores, relays=known_relays)
-    delivery.origin.update(queue=arrival_queue(self), priority=arrival_priority(self))
+    delivery.queue, delivery.priority = arrival_queue(self), arrival_priority(self)
     try:
         try:
             delivery.run(given.batch())

@@ -145,7 +145,7 @@ class Channel(kombu_redis.Channel):
             return
         keys = [self._q_for_pri(queue, step) for step in self._taken_steps for queue in queues]
         self._in_poll = self.client.connection
-        self._brpop_sent_at = time.monotonic()
+        self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]  # kombu declares it None
         command = ["BRPOP", *keys, (self.brpop_timeout if timeout is None else timeout) or 0]
         if self.global_keyprefix:
             command = self.client._prefix_args(command)

@@ -40,7 +40,7 @@ class BaseEmailBackend:
         super().__init_subclass__(**kwargs)
         send = cls.__dict__.get("send_messages")
         if send is not None and not cls.supports_send_at:
-            cls.send_messages = _refusing_scheduled(send)  # type: ignore[method-assign]
+            cls.send_messages = _refusing_scheduled(send)  # type: ignore[method-assign, assignment]
 
     _fail_silently = False
     _own_fail_silently = False  # True once the backend sets its own fail_silently

@@ -58,7 +58,7 @@ def send_at(value: str) -> datetime.datetime:
     try:
         moment = datetime.datetime.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO-8601 time (e.g. 2026-12-24T09:00:00+01:00)") from None
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO-8601 time (2026-12-24T09:00:00+01:00)") from None
     if moment.utcoffset() is None:
         raise argparse.ArgumentTypeError(f"{value!r} has no UTC offset: add one (+01:00, or Z for UTC)")
     return moment

@@ -62,7 +62,7 @@ def collect(*, ping_timeout: float | None) -> dict[str, Any]:
 
 
 def text_lines(stats: dict[str, Any]) -> list[str]:
-    deferred = stats["deferred"]
+    deferred, scheduled = stats["deferred"], stats["scheduled"]
     next_due = deferred["next_due"]
     hint = " (see 'mailqueue dead list')" if stats["dead_letters"] else ""
     due = f" (next retry in {max(0.0, next_due - time.time()):.0f} s)" if next_due else ""
@@ -70,8 +70,8 @@ def text_lines(stats: dict[str, Any]) -> list[str]:
         ("Broker", f"{stats['broker']} (queue {stats['queue']!r})"),
         ("Queued", f"{stats['queued']} task(s) waiting for a worker ("
                    + ", ".join(f"{name} {count}" for name, count in stats["queued_by_priority"].items()) + ")"),
-        ("Scheduled", f"{stats['scheduled']['tasks']} task(s), {stats['scheduled']['messages']} message(s)"
-                      + (f" (next due {when(stats['scheduled']['next_due'])})" if stats["scheduled"]["next_due"] else "")),
+        ("Scheduled", f"{scheduled['tasks']} task(s), {scheduled['messages']} message(s)"
+                      + (f" (next due {when(scheduled['next_due'])})" if scheduled["next_due"] else "")),
         ("In flight", f"{stats['in_flight']} task(s) taken by a worker, not yet acknowledged"),
         ("Deferred", f"{deferred['tasks']} task(s), {deferred['messages']} message(s){due}"),
         ("Dead letters", f"{stats['dead_letters']}{hint}"),

@@ -90,7 +90,8 @@ def cancelled_report(task_id: str, payloads: list[Any], *, hostname: str = "") -
     for payload in payloads:
         if not isinstance(payload, dict) or not isinstance(payload.get("message_id"), str):
             continue
-        recipients = payload.get("recipients") if isinstance(payload.get("recipients"), list) else []
+        given = payload.get("recipients")
+        recipients: list[Any] = given if isinstance(given, list) else []
         messages[payload["message_id"]] = {
             "status": CANCELLED, "attempts": 0, "dead_letter": None,
             "recipients": {str(address): {"status": CANCELLED, "code": None, "reply": CANCELLED_REPLY,

@@ -23,7 +23,8 @@ from collections.abc import Iterable
 
 from mailqueue.conf import settings
 
-__all__ = ["DEFAULT_PRIORITY", "PRIORITIES", "check_priorities", "check_priority", "POP_ORDER", "list_name", "priority_of", "step_of", "taken_steps"]
+__all__ = ["DEFAULT_PRIORITY", "POP_ORDER", "PRIORITIES", "check_priorities", "check_priority", "list_name",
+           "priority_of", "step_of", "taken_steps"]
 
 # kombu's default steps (0, 3, 6, 9), so producers and workers of any release name the same lists.
 PRIORITIES: dict[str, int] = {"high": 9, "normal": 0, "low": 3}
