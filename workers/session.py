@@ -86,8 +86,9 @@ def build_backend(relay: Relay | None = None) -> DeliveryBackend:
         backend: DeliveryBackend = backend_class()
     else:
         backend = backend_class(alias=f"relay {relay.name}", **relay.arguments)
-        if getattr(backend, "timeout", None) is not None:
-            smtp_timeout(backend.timeout, source=f"MAILQUEUE_RELAYS[{relay.name!r}]['EMAIL_TIMEOUT']")
+        own_timeout = getattr(backend, "timeout", None)
+        if own_timeout is not None:
+            smtp_timeout(own_timeout, source=f"MAILQUEUE_RELAYS[{relay.name!r}]['EMAIL_TIMEOUT']")
     if getattr(backend, "timeout", 0) is None:
         backend.timeout = timeout  # type: ignore[attr-defined]
     return backend
