@@ -124,3 +124,109 @@ def _group(lines: list[str]) -> bytes:
 
 def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def pipelined_batch(
+    connection: smtplib.SMTP, items: Sequence[tuple[Transaction, bytes, Sequence[str]]]
+) -> None:
+    """Many transactions over one connection, one round trip per message in steady state.
+
+    Each write carries the previous message's body and end-of-data dot together with the
+    next message's MAIL / RCPT... / DATA group; the replies are then read in order: the end
+    of data's (the only acceptance), then the new group's. A transaction that a 452 cut
+    short goes back in the queue for a further transaction. Anything unusual (MAIL or DATA
+    refused, no recipient left) is finished in lock-step before the pipeline goes on.
+    OSError (a lost connection, a timeout) propagates: the caller settles every recipient
+    not yet answered as transient.
+    """
+    queue = list(items)
+    body: tuple[Transaction, bytes] | None = None  # passed DATA's 354, its body not yet sent
+    while queue or body is not None:
+        chunk = dot_stuffed(body[1]) if body is not None else b""
+        item = queue.pop(0) if queue else None
+        lines: list[str] = []
+        sent: list[int] = []
+        if item is not None:
+            transaction, _, mail_options = item
+            transaction.passed, transaction.over_limit = [], None
+            transaction.stage = "mail"
+            options = "".join(f" {option}" for option in mail_options)
+            lines = [f"MAIL FROM:<{transaction.sender}>{options}"]
+            sent = transaction.pending()
+            lines += [f"RCPT TO:<{transaction.addresses[i]}>" for i in sent]
+            lines.append("DATA")
+        if len(lines) > GROUP_LIMIT:  # a long group: its own exchanges, then this message alone
+            if body is not None:
+                _finish_body(connection, body, queue, items)
+            assert item is not None
+            if pipelined_transaction(connection, item[0], item[1], item[2]):
+                item[0].transactions += 1
+                queue.append(item)
+            body = None
+            continue
+        connection.send(chunk + _group(lines))
+        if body is not None:
+            _settled_data(connection, body, queue, items)
+        body = None
+        if item is not None:
+            body = _read_group(connection, item[0], item[1], sent)
+
+
+_Item = tuple["Transaction", bytes, Sequence[str]]
+
+
+def _finish_body(
+    connection: smtplib.SMTP, body: tuple[Transaction, bytes], queue: list[_Item], items: Sequence[_Item]
+) -> None:
+    connection.send(dot_stuffed(body[1]))
+    _settled_data(connection, body, queue, items)
+
+
+def _settled_data(
+    connection: smtplib.SMTP, body: tuple[Transaction, bytes], queue: list[_Item], items: Sequence[_Item]
+) -> None:
+    """Read the end of data's reply; a transaction a 452 cut short is queued again."""
+    transaction = body[0]
+    code, reply = connection.getreply()
+    if transaction.settle_data(code, reply):
+        transaction.transactions += 1
+        queue.append(next(item for item in items if item[0] is transaction))
+
+
+def _read_group(
+    connection: smtplib.SMTP, transaction: Transaction, data: bytes, sent: list[int]
+) -> tuple[Transaction, bytes] | None:
+    """The replies to one MAIL / RCPT... / DATA group; the message if its body may follow."""
+    code, reply = connection.getreply()
+    transaction.code = code
+    mail_refused = code != 250
+    if mail_refused:
+        transaction.settle_pending(status_for_code(code), code, _text(reply))
+    transaction.stage = "rcpt"
+    for index in sent:
+        code, reply = connection.getreply()
+        if mail_refused:
+            continue  # 503 bad sequence: MAIL's reply already said why
+        transaction.code = code
+        if status_for_code(code) is Status.ACCEPTED:
+            transaction.passed.append(index)
+        elif code == TOO_MANY_RECIPIENTS and transaction.passed:
+            if transaction.over_limit is None:
+                transaction.over_limit = (code, _text(reply))
+        else:
+            transaction.settle(index, status_for_code(code), code, _text(reply))
+    transaction.stage = "data"
+    code, reply = connection.getreply()
+    if code == START_MAIL_INPUT and transaction.passed and not mail_refused:
+        transaction.code = code
+        return transaction, data
+    if code == START_MAIL_INPUT:  # 354 with no recipient: end the empty message at once
+        connection.send(b".\r\n")
+        connection.getreply()
+    if not mail_refused and transaction.passed:  # DATA refused: as smtplib's data() reports it
+        transaction.code = code
+        transaction.settle_pending(status_for_code(code), code, _text(reply))
+    elif not mail_refused and transaction.over_limit is not None:
+        transaction.settle_pending(Status.TRANSIENT, *transaction.over_limit)
+    connection.rset()
+    return None

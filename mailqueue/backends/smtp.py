@@ -22,7 +22,7 @@ from mailqueue.exceptions import ImproperlyConfigured, InvalidMailer
 from mailqueue.message.addresses import envelope_address
 from mailqueue.message.utils import DNS_NAME
 from mailqueue.outcomes import RecipientOutcome, Status, status_for_code
-from mailqueue.pipelining import pipelined_transaction, supports_pipelining
+from mailqueue.pipelining import pipelined_batch, pipelined_transaction, supports_pipelining
 
 if TYPE_CHECKING:
     from mailqueue.message import EmailMessage
@@ -273,6 +273,63 @@ class EmailBackend(BaseEmailBackend):
                 transaction = Transaction(sender, recipients)
                 self._attempt(transaction, data)
         return transaction.outcomes()
+
+    def send_serialized_many(
+        self, items: Sequence[tuple[bytes, str, Sequence[str]]]
+    ) -> list[list[RecipientOutcome]]:
+        """``send_serialized`` for each (message, sender, recipients), over one connection.
+
+        With PIPELINING, one round trip per message in steady state (mailqueue.pipelining's
+        pipelined_batch); without it, one message after another in lock-step. A connection
+        lost mid-batch leaves every recipient not yet answered transient, never accepted.
+        """
+        if not self.pipelining:
+            return [self.send_serialized(m, sender=s, recipients=r) for m, s, r in items]
+        transactions = [Transaction(sender, recipients) for _, sender, recipients in items]
+        datas = [_BARE_LF.sub(b"\r\n", message) for message, _, _ in items]
+        with self._lock:
+            reused = self.connection is not None
+            self._attempt_many(transactions, datas)
+            if reused and transactions and transactions[0].stale:
+                transactions = [Transaction(sender, recipients) for _, sender, recipients in items]
+                self._attempt_many(transactions, datas)
+        return [transaction.outcomes() for transaction in transactions]
+
+    def _attempt_many(self, transactions: list[Transaction], datas: list[bytes]) -> None:
+        if self.connection is None:
+            try:
+                self._connect()
+            except OSError as error:
+                self._drop()
+                for transaction in transactions:
+                    transaction.settle_pending(Status.TRANSIENT, *_describe(error))
+                return
+        assert self.connection is not None
+        connection = self.connection
+        work = [(t, d) for t, d in zip(transactions, datas, strict=True) if t.pending()]
+        try:
+            connection.ehlo_or_helo_if_needed()
+            if not supports_pipelining(connection):
+                for transaction, data in work:
+                    self._attempt(transaction, data)
+                return
+            pipelined_batch(connection, [(t, d, _mail_options(connection, d)) for t, d in work])
+        except smtplib.SMTPHeloError as error:  # a session problem, not a verdict on the messages
+            for transaction, _ in work:
+                transaction.settle_pending(Status.TRANSIENT, *_describe(error))
+        except smtplib.SMTPResponseException as error:
+            for transaction, _ in work:
+                transaction.settle_pending(status_for_code(error.smtp_code), *_describe(error))
+            self._reset()
+        except OSError as error:  # disconnect, timeout, TLS failure: nothing unanswered was accepted
+            self._drop()
+            first = work[0][0] if work else None
+            if first is not None:
+                first.stale = first.stage == "mail" and first.code is None
+            for transaction, _ in work:
+                transaction.settle_pending(Status.TRANSIENT, *_describe(error))
+        if any(transaction.code == SERVER_CLOSING for transaction, _ in work):
+            self._drop()
 
     def _attempt(self, transaction: Transaction, data: bytes) -> None:
         if self.connection is None:
