@@ -71,7 +71,7 @@ def test_text_output_names_each_figure(mailqueue: Run, fleet_env: dict[str, str]
     result = mailqueue("stats", "--timeout", "0.2")
     assert result.returncode == 0, result.stderr
     labels = [line.split(":")[0] for line in result.stdout.splitlines()]
-    assert labels == ["Broker", "Queued", "In flight", "Deferred", "Dead letters", "Delivered", "Failed",
+    assert labels == ["Broker", "Queued", "Scheduled", "In flight", "Deferred", "Dead letters", "Delivered", "Failed",
                       "Retries", "Workers"]
     assert "Workers:      0 online" in result.stdout
 
