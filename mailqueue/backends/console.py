@@ -26,7 +26,7 @@ def _output_charset(built: email.message.Message) -> str:
 class EmailBackend(BaseEmailBackend):
     """Write messages to ``stream`` instead of sending them."""
 
-    def __init__(self, *, fail_silently: bool = False, stream: IO[Any] | None = None, **kwargs: Any) -> None:
+    def __init__(self, fail_silently: bool = False, *, stream: IO[Any] | None = None, **kwargs: Any) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
         # Looked up now, not at import, so a test that swaps sys.stdout is honoured.
         self.stream: IO[Any] | None = sys.stdout if stream is None else stream

@@ -20,7 +20,7 @@ class EmailBackend(ConsoleEmailBackend):
     """Append messages (as bytes, separated like the console backend's) to one file per instance."""
 
     def __init__(
-        self, *, fail_silently: bool = False, file_path: str | os.PathLike[str] | None = None, **kwargs: Any
+        self, fail_silently: bool = False, file_path: str | os.PathLike[str] | None = None, **kwargs: Any
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
         self.stream = None  # opened lazily by open(), never stdout

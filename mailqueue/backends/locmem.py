@@ -18,8 +18,10 @@ class EmailBackend(BaseEmailBackend):
 
     supports_send_at = True
 
-    def __init__(self, *, fail_silently: bool = False, **kwargs: Any) -> None:
-        super().__init__(fail_silently=fail_silently, **kwargs)
+    # fail_silently, by position or by name, goes to the base class, which warns as Django 6.1
+    # does: locmem has no failure to be silent about.
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         if not hasattr(mailqueue, "outbox"):
             mailqueue.outbox = []
 

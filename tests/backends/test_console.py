@@ -5,6 +5,7 @@ import email.message
 import email.policy
 import io
 import sys
+import warnings
 from typing import Any
 
 import pytest
@@ -75,6 +76,9 @@ def test_errors_are_raised_without_fail_silently() -> None:
         console.EmailBackend(stream=io.StringIO()).send_messages([bad])
 
 
-def test_constructor_arguments_are_keyword_only() -> None:
+def test_fail_silently_may_come_by_position_as_in_django() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Django's console backend takes it without a warning
+        assert console.EmailBackend(True).fail_silently is True
     with pytest.raises(TypeError):
-        console.EmailBackend(True)  # type: ignore[call-arg]
+        console.EmailBackend(True, io.StringIO())  # type: ignore[call-arg]  # stream is keyword-only there too

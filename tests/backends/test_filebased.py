@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,8 @@ def test_read_only_folder_is_improperly_configured() -> None:
     assert re.search(r"Could not write to directory: .*read-only", completed.stdout), completed.stdout
 
 
-def test_constructor_arguments_are_keyword_only(tmp_path: Path) -> None:
-    with pytest.raises(TypeError):
-        filebased.EmailBackend(True, tmp_path)  # type: ignore[call-arg]
+def test_fail_silently_and_file_path_may_come_by_position_as_in_django(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Django's file backend takes them without a warning
+        backend = filebased.EmailBackend(True, tmp_path)
+    assert (backend.fail_silently, backend.file_path) == (True, str(tmp_path))

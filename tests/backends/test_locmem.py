@@ -10,6 +10,7 @@ import pytest
 
 import mailqueue
 from mailqueue.backends import locmem
+from mailqueue.deprecation import RemovedInDjango2028Warning
 from mailqueue.message import EmailMessage
 from tests.backends.contract import MailboxContract
 
@@ -30,6 +31,14 @@ class TestLocmemBackend(MailboxContract):
 
     def flush_mailbox(self) -> None:
         mailqueue.outbox = []
+
+    @pytest.mark.parametrize("fail_silently", [True, False])
+    def test_fail_silently_is_kept(self, fail_silently: bool) -> None:
+        """Kept, with Django 6.1's two warnings: locmem has nothing to be silent about."""
+        with pytest.warns(RemovedInDjango2028Warning, match="does not support 'fail_silently'"):
+            backend = self.make_backend(fail_silently=fail_silently)
+        with pytest.warns(RemovedInDjango2028Warning, match="BaseEmailBackend.fail_silently is deprecated"):
+            assert backend.fail_silently is fail_silently
 
 
 def test_outbox_is_shared_by_every_instance() -> None:
@@ -63,6 +72,6 @@ def test_invalid_message_is_not_added_to_the_outbox() -> None:
     assert mailqueue.outbox == []
 
 
-def test_constructor_arguments_are_keyword_only() -> None:
-    with pytest.raises(TypeError):
-        locmem.EmailBackend(True)  # type: ignore[call-arg]
+def test_fail_silently_by_position_warns_as_in_django() -> None:
+    with pytest.warns(RemovedInDjango2028Warning, match="does not support 'fail_silently'"):
+        locmem.EmailBackend(True)
