@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import smtplib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from mailqueue.outcomes import Status, status_for_code
@@ -126,8 +126,15 @@ def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
 
 
+# Asked before each new message of a batch (a rate limit, a deadline). ``may_begin(False)``
+# answers at once: True (go), False (begin no more) or None (not yet: the answer needs a wait).
+# ``may_begin(True)`` may wait briefly, then answers True or False.
+MayBegin = Callable[[bool], "bool | None"]
+
+
 def pipelined_batch(
-    connection: smtplib.SMTP, items: Sequence[tuple[Transaction, bytes, Sequence[str]]]
+    connection: smtplib.SMTP, items: Sequence[tuple[Transaction, bytes, Sequence[str]]],
+    may_begin: MayBegin | None = None,
 ) -> None:
     """Many transactions over one connection, one round trip per message in steady state.
 
@@ -138,12 +145,45 @@ def pipelined_batch(
     refused, no recipient left) is finished in lock-step before the pipeline goes on.
     OSError (a lost connection, a timeout) propagates: the caller settles every recipient
     not yet answered as transient.
+
+    ``may_begin`` is asked before each new message. When it must wait (a rate limit), the
+    previous body is sent first, so that no message sits half-sent while the next waits and
+    the server sees each message when the limit let it go. Once it says no, no further
+    message is begun: those are left untouched (``begun`` false) for the caller to report as
+    not attempted, while a message already begun (one a 452 cut short) is still finished.
     """
     queue = list(items)
     body: tuple[Transaction, bytes] | None = None  # passed DATA's 354, its body not yet sent
-    while queue or body is not None:
+    stopped = False
+
+    def allowed() -> bool:
+        nonlocal body
+        if may_begin is None:
+            return True
+        verdict = may_begin(False)
+        if verdict is None:
+            if body is not None:
+                _finish_body(connection, body, queue, items)
+                body = None
+            verdict = may_begin(True)
+        return bool(verdict)
+
+    def next_item() -> _Item | None:
+        nonlocal stopped
+        for position, item in enumerate(queue):
+            if item[0].begun:
+                return queue.pop(position)
+            if not stopped and allowed():
+                item[0].begun = True
+                return queue.pop(position)
+            stopped = True
+        return None
+
+    while True:
+        item = next_item()
+        if item is None and body is None:
+            return
         chunk = dot_stuffed(body[1]) if body is not None else b""
-        item = queue.pop(0) if queue else None
         lines: list[str] = []
         sent: list[int] = []
         if item is not None:

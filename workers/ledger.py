@@ -9,7 +9,8 @@ MAILQUEUE_LEDGER_TTL seconds, long after any retry could still happen.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 
 import redis
 
@@ -47,6 +48,74 @@ class Ledger:
             pipe.expire(key, self.ttl)
             pipe.execute()
 
+    def record_many(self, accepted: dict[str, list[str]]) -> None:
+        """``record()`` of several messages in one round trip (one MULTI/EXEC)."""
+        accepted = {message_id: recipients for message_id, recipients in accepted.items() if recipients}
+        if not accepted:
+            return
+        with self.client.pipeline(transaction=True) as pipe:
+            for message_id, recipients in accepted.items():
+                key = keys.ledger_key(message_id)
+                pipe.sadd(key, *recipients)
+                pipe.expire(key, self.ttl)
+            pipe.execute()
+
     def forget(self, message_id: str) -> None:
         """Drop the message's entry (an operator who really wants to send it again)."""
         self.client.delete(keys.ledger_key(message_id))
+
+
+class GroupCommit:
+    """Acceptances from several connections, written to the ledger in as few round trips as
+    possible, each caller back only once its own is written.
+
+    The first caller to arrive writes everything waiting (one MULTI/EXEC through
+    ``Ledger.record_many``); those who arrive meanwhile wait and go in the next write, so
+    eight busy connections cost about one round trip per write, not one per message. Each
+    connection holds at most one acceptance not yet written: that is the window in which a
+    crash can send a recipient twice. If a write fails, every caller waiting or to come gets
+    its error: nobody sends on without its acceptance recorded.
+    """
+
+    def __init__(self, write: Callable[[dict[str, list[str]]], None]) -> None:
+        self._write = write
+        self._condition = threading.Condition()
+        self._waiting: dict[str, list[str]] = {}
+        self._queued = 0  # tickets handed out
+        self._written = 0  # tickets written
+        self._writing = False
+        self._error: BaseException | None = None
+
+    def record(self, message_id: str, recipients: list[str]) -> None:
+        with self._condition:
+            self._raise_if_failed()
+            self._waiting.setdefault(message_id, []).extend(recipients)
+            self._queued += 1
+            ticket = self._queued
+            while self._written < ticket:
+                if not self._writing:
+                    self._write_waiting()
+                else:
+                    self._condition.wait()
+                self._raise_if_failed()
+
+    def _write_waiting(self) -> None:
+        """Called holding the condition; writes without it, so that others can queue meanwhile."""
+        batch, self._waiting, upto = self._waiting, {}, self._queued
+        self._writing = True
+        self._condition.release()
+        try:
+            self._write(batch)
+        except BaseException as error:
+            self._condition.acquire()
+            self._error = error
+        else:
+            self._condition.acquire()
+            self._written = upto
+        finally:
+            self._writing = False
+            self._condition.notify_all()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error

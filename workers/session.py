@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mailqueue.conf import settings
 from mailqueue.exceptions import ImproperlyConfigured
@@ -23,6 +23,9 @@ from mailqueue.loading import import_string
 from mailqueue.outcomes import RecipientOutcome, Status
 from mailqueue.queue.envelope import DEFAULT_RELAY, Envelope
 from workers.relays import Relay
+
+if TYPE_CHECKING:
+    from mailqueue.pipelining import MayBegin
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +97,15 @@ def build_backend(relay: Relay | None = None) -> DeliveryBackend:
     return backend
 
 
+# A lost connection gets one fresh try; after a second in a row the rest are not attempted.
+MAX_LOST_IN_A_ROW = 2
+
+
+def _shifted(on_accepted: Callable[[int, list[str]], None], offset: int) -> Callable[[int, list[str]], None]:
+    """``on_accepted`` for a part of a batch that starts at ``offset``."""
+    return lambda position, accepted: on_accepted(offset + position, accepted)
+
+
 class Session:
     """A backend plus the bookkeeping that decides when its connection is retired."""
 
@@ -134,6 +146,55 @@ class Session:
         self.sent += 1
         return outcomes
 
+    def send_many(self, envelopes: Sequence[Envelope], *, may_begin: MayBegin | None = None,
+                  on_accepted: Callable[[int, list[str]], None] | None = None) -> list[list[RecipientOutcome]]:
+        """``send`` for each envelope, pipelined as one batch when the backend can
+        (``send_serialized_many``: one round trip per message); never raises for SMTP failures.
+        A batch longer than the connection's remaining MAX_MESSAGES is split at the retirement.
+        ``may_begin`` is asked before each message; once it says no, the rest get an empty
+        list: not attempted. ``on_accepted(position, recipients)`` hears of each acceptance
+        before the next message is sent (the ledger); an error from it propagates."""
+        results: list[list[RecipientOutcome]] = []
+        rest = list(envelopes)
+        lost = 0  # connections lost in a row
+        while rest:
+            if self._expired():
+                self.close()
+            if self.backend is None:
+                self.backend = self.factory()
+            offset = len(results)
+            many = getattr(self.backend, "send_serialized_many", None)
+            if many is None:  # a backend of a test or a third party: one at a time
+                for position, envelope in enumerate(rest, start=offset):
+                    if may_begin is not None and not may_begin(True):
+                        return results + [[] for _ in envelopes[position:]]
+                    outcomes = self.send(envelope)
+                    accepted = [outcome.recipient for outcome in outcomes if outcome.accepted]
+                    if on_accepted is not None and accepted:
+                        on_accepted(position, accepted)
+                    results.append(outcomes)
+                return results
+            room = max(1, self.max_messages - self.sent)
+            part, rest = rest[:room], rest[room:]
+            told = None if on_accepted is None else _shifted(on_accepted, offset)
+            done = many([(e.message, e.sender, e.recipients) for e in part], may_begin=may_begin, on_accepted=told)
+            begun = next((n for n, outcomes in enumerate(done) if not outcomes), len(done))
+            results += done[:begun]
+            rest = part[begun:] + rest
+            if any(connection_lost(outcomes) for outcomes in done[:begun]):
+                self._forget_connection()  # the backend dropped it; the next send opens a new one
+                lost += 1
+                if lost < MAX_LOST_IN_A_ROW:
+                    continue
+            else:
+                lost = 0
+                if self.opened_at is None:
+                    self.opened_at = self.clock()
+                self.sent += begun
+            if begun < len(part) or lost:  # may_begin said no, or the relay is out of reach
+                return results + [[] for _ in rest]
+        return results
+
     def _expired(self) -> bool:
         if self.opened_at is None:
             return False
@@ -145,7 +206,7 @@ class Session:
 
     def close(self) -> None:
         """Close the connection (it is reopened by the next send); errors are logged, not raised."""
-        backend = self.backend
+        backend, self.backend = self.backend, None  # the next send builds it from today's settings
         self._forget_connection()
         if backend is None:
             return

@@ -23,8 +23,10 @@ import logging
 import time
 import traceback
 import uuid
-from collections import Counter
-from typing import Any
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery, Task
 from celery.exceptions import Ignore, Reject
@@ -37,11 +39,12 @@ from mailqueue.queue import measures
 from mailqueue.queue.envelope import DELIVER_TASK, Envelope
 from mailqueue.queue.priority import priority_of
 from mailqueue.queue.signing import configured_keys
-from workers import authenticity, session
+from workers import authenticity, fanout, session
 from workers.arguments import TaskArguments, Unreadable
 from workers.cancelled import end_if_cancelled
 from workers.deferral import DeferredTask
 from workers.durable import retry_redis
+from workers.ledger import GroupCommit
 from workers.relays import Relay, UnknownRelay, relays
 from workers.report import (
     FAILED,
@@ -60,6 +63,9 @@ from workers.report import (
 )
 from workers.store import Stores
 from workers.throttle import Throttle
+
+if TYPE_CHECKING:
+    from mailqueue.pipelining import MayBegin
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +117,10 @@ class DeliveryRound:
                                  pause=float(settings.MAILQUEUE_THROTTLE_PAUSE), deadline=self.deadline)
         self.held: set[str] = set()  # relays this round stopped sending to (rate limit or pause)
         self.throttled: set[str] = set()  # Message-IDs held back by them, not attempted
+        # Acceptances are held in memory until the ledger has them: a Redis blink must not make
+        # this task run again first (retry_redis waits it out, within a budget).
+        self.ledger_writes = GroupCommit(lambda accepted: retry_redis(
+            lambda: stores.ledger.record_many(accepted), what="record acceptances in the ledger"))
 
     # --- sending ---------------------------------------------------------------------------
     def run(self, payloads: list[dict[str, Any]]) -> None:
@@ -118,16 +128,99 @@ class DeliveryRound:
             self._parse(index, payload)
         self.already = retry_redis(lambda: self.stores.ledger.accepted_many(list(self.envelopes)),
                                    what="read the ledger")
+        self._send_all(list(self.envelopes.values()))
+
+    def _send_all(self, envelopes: list[Envelope]) -> None:
+        """Hand chunks of the batch to up to MAILQUEUE_CONNECTIONS_PER_PROCESS connections
+        (workers.fanout). Each acceptance reaches the ledger from its connection's thread
+        before that connection sends on (workers.ledger.GroupCommit: connections busy at
+        once share a round trip), so all of them before the task is acked."""
+        waiting = deque(envelopes)
+        size = fanout.chunk_size(len(envelopes))
+        in_flight: dict[Future[list[list[RecipientOutcome]]], list[Envelope]] = {}
         lost_in_a_row = 0
-        for envelope in list(self.envelopes.values()):
-            if lost_in_a_row >= MAX_LOST_CONNECTIONS:
-                self._postpone(envelope, "not attempted: the SMTP server could not be reached")
-            elif time.monotonic() > self.deadline:
-                self._postpone(envelope, "not attempted: the task ran for half the visibility timeout")
-            else:
-                outcomes = self._deliver(envelope)
+        try:
+            while waiting or in_flight:
+                while waiting and len(in_flight) < fanout.width():
+                    if lost_in_a_row >= MAX_LOST_CONNECTIONS:
+                        while waiting:
+                            self._postpone(waiting.popleft(), "not attempted: the SMTP server could not be reached")
+                        break
+                    chunk = self._chunk(waiting, size)
+                    if chunk:
+                        relay = self.relays[chunk[0].relay]
+                        in_flight[fanout.submit(relay, chunk, self._may_begin(relay),
+                                                self._on_accepted(chunk))] = chunk
+                if not in_flight:
+                    break
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    chunk = in_flight.pop(future)
+                    lost_in_a_row = self._settle_chunk(chunk, future.result(), lost_in_a_row)
+        finally:  # no connection of this round sends on after the round ends
+            wait(in_flight)
+
+    def _on_accepted(self, chunk: list[Envelope]) -> Callable[[int, list[str]], None]:
+        def record(position: int, recipients: list[str]) -> None:
+            self.ledger_writes.record(chunk[position].message_id, recipients)
+        return record
+
+    def _may_begin(self, relay: Relay) -> MayBegin:
+        """What a connection asks before each message it begins (in its own thread): the
+        round's deadline, then the relay's rate limit or pause (workers.throttle)."""
+        def ask(wait: bool) -> bool | None:
+            if time.monotonic() > self.deadline or relay.name in self.held:
+                return False
+            verdict = self.throttle.ask(relay, wait=wait)
+            if verdict is False:
+                self.held.add(relay.name)
+            return verdict
+        return ask
+
+    @staticmethod
+    def _attempted(chunk: list[Envelope], results: list[list[RecipientOutcome]]
+                   ) -> tuple[list[Envelope], list[list[RecipientOutcome]]]:
+        """The envelopes of a chunk that were begun, and their outcomes."""
+        pairs = [(envelope, outcomes) for envelope, outcomes in zip(chunk, results, strict=True) if outcomes]
+        return [envelope for envelope, _ in pairs], [outcomes for _, outcomes in pairs]
+
+    def _settle_chunk(self, chunk: list[Envelope], results: list[list[RecipientOutcome]], lost_in_a_row: int) -> int:
+        """Record a chunk that came back and postpone what it did not begin; returns the
+        count of lost connections in a row after it."""
+        for envelope, outcomes in zip(chunk, results, strict=True):
+            if outcomes:
                 lost_in_a_row = lost_in_a_row + 1 if session.connection_lost(outcomes) else 0
+                continue
+            message_entry(self.report, envelope.message_id)["attempts"] -= 1  # not attempted after all
+            if time.monotonic() > self.deadline:
+                self._postpone(envelope, "not attempted: the task ran for half the visibility timeout")
+            elif envelope.relay in self.held:
+                self.throttled.add(envelope.message_id)
+                relay = self.relays[envelope.relay].describe()
+                self._postpone(envelope, f"not attempted: {relay} is held back by its rate limit or a pause")
+            else:
+                lost_in_a_row = MAX_LOST_CONNECTIONS  # the session gave up on the relay: so does the round
+                self._postpone(envelope, "not attempted: the SMTP server could not be reached")
+        self._record(*self._attempted(chunk, results))
+        for envelope in chunk:  # a postponed one is still pending: settle() leaves it
+            self._settle(self.envelopes[envelope.message_id])
+        return lost_in_a_row
+
+    def _chunk(self, waiting: deque[Envelope], size: int) -> list[Envelope]:
+        """The next envelopes for one connection: one relay's, with only the recipients still to do.
+        Those with nothing left to send are settled on the way."""
+        chunk: list[Envelope] = []
+        while waiting and len(chunk) < size:
+            envelope = waiting[0]
+            if chunk and envelope.relay != chunk[0].relay:
+                break
+            waiting.popleft()
+            todo = self._prepare(envelope)
+            if todo is None:
                 self._settle(envelope)
+            else:
+                chunk.append(todo)
+        return chunk
 
     def _parse(self, index: int, payload: Any) -> None:
         """Read one payload on its own: a bad one is dead-lettered and never harms the others."""
@@ -154,7 +247,8 @@ class DeliveryRound:
             envelope = earlier.with_recipients(dict.fromkeys(earlier.recipients + envelope.recipients))
         self.envelopes[envelope.message_id] = envelope
 
-    def _deliver(self, envelope: Envelope) -> list[RecipientOutcome]:
+    def _prepare(self, envelope: Envelope) -> Envelope | None:
+        """The envelope narrowed to the recipients the ledger has not seen accepted, or None."""
         message_id = envelope.message_id
         message_entry(self.report, message_id)["attempts"] += 1
         already = self.already.get(message_id, set())
@@ -164,31 +258,27 @@ class DeliveryRound:
                 record_ledger_hit(self.report, message_id, recipient)
             else:
                 todo.append(recipient)
-        if not todo:
-            return []
-        relay = self.relays[envelope.relay]
-        if relay.name in self.held or self.throttle.admit(relay) is not None:
-            self.held.add(relay.name)
-            self.throttled.add(message_id)
-            message_entry(self.report, message_id)["attempts"] -= 1  # not attempted after all
-            self._postpone(envelope.with_recipients(todo),
-                           f"not attempted: {relay.describe()} is held back by its rate limit or a pause")
-            return []
-        outcomes = session.current(relay).send(envelope.with_recipients(todo))
-        self.throttle.observe(relay, outcomes)
+        return envelope.with_recipients(todo) if todo else None
+
+    def _record(self, sent: list[Envelope], results: list[list[RecipientOutcome]]) -> list[list[RecipientOutcome]]:
+        """A chunk's outcomes into the report and the counts (the ledger has its acceptances)."""
         accepted_at = time.time()
-        accepted = [outcome.recipient for outcome in outcomes if outcome.accepted]
-        # Held in memory until the ledger has it: a Redis blink must not make this task run again first.
-        retry_redis(lambda: self.stores.ledger.record(message_id, accepted), what=f"record {message_id} in the ledger")
-        answered = {outcome.recipient for outcome in outcomes}
-        outcomes += [RecipientOutcome(r, Status.TRANSIENT, None, "no outcome reported by the backend")
-                     for r in todo if r not in answered]
-        self.counts.update(measures.reply_field(outcome.code) for outcome in outcomes)
-        self.latencies += [measures.observation(accepted_at - envelope.enqueued_at)] * len(accepted)
-        for outcome in outcomes:
-            record_outcome(self.report, message_id, outcome)
-        self._log_outcomes(message_id, outcomes)
-        return outcomes
+        accepted = {envelope.message_id: [o.recipient for o in outcomes if o.accepted]
+                    for envelope, outcomes in zip(sent, results, strict=True)}
+        completed = []
+        for envelope, outcomes in zip(sent, results, strict=True):
+            message_id = envelope.message_id
+            self.throttle.observe(self.relays[envelope.relay], outcomes)
+            answered = {outcome.recipient for outcome in outcomes}
+            outcomes = outcomes + [RecipientOutcome(r, Status.TRANSIENT, None, "no outcome reported by the backend")
+                                   for r in envelope.recipients if r not in answered]
+            self.counts.update(measures.reply_field(outcome.code) for outcome in outcomes)
+            self.latencies += [measures.observation(accepted_at - envelope.enqueued_at)] * len(accepted[message_id])
+            for outcome in outcomes:
+                record_outcome(self.report, message_id, outcome)
+            self._log_outcomes(message_id, outcomes)
+            completed.append(outcomes)
+        return completed
 
     def _postpone(self, envelope: Envelope, reason: str) -> None:
         for recipient in envelope.recipients:

@@ -56,6 +56,20 @@ class Throttle:
                 return wait
             self.sleep(wait)
 
+    def ask(self, relay: Relay, *, wait: bool) -> bool | None:
+        """``admit`` as a pipelined batch asks it (mailqueue.pipelining.MayBegin): True, go;
+        False, defer the rest; None (only without ``wait``), go after a short wait."""
+        if wait:
+            return self.admit(relay) is None
+        delay = self._wait_for(relay)
+        if delay <= 0:
+            return True
+        if delay > self.max_wait or self.clock() + delay > self.deadline:
+            with self._lock:
+                self._longest_wait = max(self._longest_wait, delay)
+            return False
+        return None
+
     def _wait_for(self, relay: Relay) -> float:
         if relay.rate is not None:
             return self.limiter.draw(relay.name, relay.rate).wait

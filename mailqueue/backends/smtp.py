@@ -8,11 +8,12 @@ that each recipient gets its own outcome; the queue needs that to tell a retry f
 from __future__ import annotations
 
 import email.policy
+import functools
 import re
 import smtplib
 import ssl
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mailqueue.backends.base import BaseEmailBackend
@@ -22,7 +23,7 @@ from mailqueue.exceptions import ImproperlyConfigured, InvalidMailer
 from mailqueue.message.addresses import envelope_address
 from mailqueue.message.utils import DNS_NAME
 from mailqueue.outcomes import RecipientOutcome, Status, status_for_code
-from mailqueue.pipelining import pipelined_batch, pipelined_transaction, supports_pipelining
+from mailqueue.pipelining import MayBegin, pipelined_batch, pipelined_transaction, supports_pipelining
 
 if TYPE_CHECKING:
     from mailqueue.message import EmailMessage
@@ -275,34 +276,64 @@ class EmailBackend(BaseEmailBackend):
         return transaction.outcomes()
 
     def send_serialized_many(
-        self, items: Sequence[tuple[bytes, str, Sequence[str]]]
+        self, items: Sequence[tuple[bytes, str, Sequence[str]]], *, may_begin: MayBegin | None = None,
+        on_accepted: Callable[[int, list[str]], None] | None = None,
     ) -> list[list[RecipientOutcome]]:
         """``send_serialized`` for each (message, sender, recipients), over one connection.
 
         With PIPELINING, one round trip per message in steady state (mailqueue.pipelining's
         pipelined_batch); without it, one message after another in lock-step. A connection
         lost mid-batch leaves every recipient not yet answered transient, never accepted.
+        ``may_begin`` is asked before each message (a rate limit, a deadline): once it says
+        no, that message and the rest get an empty list, meaning not attempted.
+        ``on_accepted(position, recipients)`` hears of each acceptance as its reply is read,
+        before anything else is sent; if it raises, the connection is dropped and the error
+        propagates (the caller could not record an acceptance: it must not go on sending).
         """
         if not self.pipelining:
-            return [self.send_serialized(m, sender=s, recipients=r) for m, s, r in items]
-        transactions = [Transaction(sender, recipients) for _, sender, recipients in items]
+            return self._lock_step_many(items, may_begin, on_accepted)
+
+        def transactions_of() -> list[Transaction]:
+            return [Transaction(sender, recipients, None if on_accepted is None else functools.partial(on_accepted, i))
+                    for i, (_, sender, recipients) in enumerate(items)]
+
+        transactions = transactions_of()
         datas = [_BARE_LF.sub(b"\r\n", message) for message, _, _ in items]
         with self._lock:
             reused = self.connection is not None
-            self._attempt_many(transactions, datas)
+            self._attempt_many(transactions, datas, may_begin)
             if reused and transactions and transactions[0].stale:
-                transactions = [Transaction(sender, recipients) for _, sender, recipients in items]
-                self._attempt_many(transactions, datas)
-        return [transaction.outcomes() for transaction in transactions]
+                transactions = transactions_of()
+                self._attempt_many(transactions, datas, may_begin)
+        return [transaction.outcomes() if transaction.begun or not transaction.pending() else []
+                for transaction in transactions]
 
-    def _attempt_many(self, transactions: list[Transaction], datas: list[bytes]) -> None:
+    def _lock_step_many(
+        self, items: Sequence[tuple[bytes, str, Sequence[str]]], may_begin: MayBegin | None,
+        on_accepted: Callable[[int, list[str]], None] | None,
+    ) -> list[list[RecipientOutcome]]:
+        results: list[list[RecipientOutcome]] = []
+        for position, (message, sender, recipients) in enumerate(items):
+            if may_begin is not None and not may_begin(True):
+                return results + [[] for _ in items[position:]]
+            outcomes = self.send_serialized(message, sender=sender, recipients=recipients)
+            accepted = [outcome.recipient for outcome in outcomes if outcome.accepted]
+            if on_accepted is not None and accepted:
+                on_accepted(position, accepted)
+            results.append(outcomes)
+        return results
+
+    def _attempt_many(
+        self, transactions: list[Transaction], datas: list[bytes], may_begin: MayBegin | None
+    ) -> None:
         if self.connection is None:
             try:
                 self._connect()
-            except OSError as error:
+            except OSError as error:  # out of reach: the first message is the one that tried
                 self._drop()
-                for transaction in transactions:
-                    transaction.settle_pending(Status.TRANSIENT, *_describe(error))
+                if transactions:
+                    transactions[0].begun = True
+                    transactions[0].settle_pending(Status.TRANSIENT, *_describe(error))
                 return
         assert self.connection is not None
         connection = self.connection
@@ -311,25 +342,35 @@ class EmailBackend(BaseEmailBackend):
             connection.ehlo_or_helo_if_needed()
             if not supports_pipelining(connection):
                 for transaction, data in work:
+                    if may_begin is not None and not may_begin(True):
+                        break
+                    transaction.begun = True
                     self._attempt(transaction, data)
                 return
-            pipelined_batch(connection, [(t, d, _mail_options(connection, d)) for t, d in work])
+            pipelined_batch(connection, [(t, d, _mail_options(connection, d)) for t, d in work], may_begin)
         except smtplib.SMTPHeloError as error:  # a session problem, not a verdict on the messages
-            for transaction, _ in work:
-                transaction.settle_pending(Status.TRANSIENT, *_describe(error))
+            self._settle_begun(work, Status.TRANSIENT, error)
         except smtplib.SMTPResponseException as error:
-            for transaction, _ in work:
-                transaction.settle_pending(status_for_code(error.smtp_code), *_describe(error))
+            self._settle_begun(work, status_for_code(error.smtp_code), error)
             self._reset()
         except OSError as error:  # disconnect, timeout, TLS failure: nothing unanswered was accepted
             self._drop()
             first = work[0][0] if work else None
             if first is not None:
                 first.stale = first.stage == "mail" and first.code is None
-            for transaction, _ in work:
-                transaction.settle_pending(Status.TRANSIENT, *_describe(error))
+            self._settle_begun(work, Status.TRANSIENT, error)
+        except BaseException:
+            self._drop()  # on_accepted failed mid-pipeline: the replies still due are never read
+            raise
         if any(transaction.code == SERVER_CLOSING for transaction, _ in work):
             self._drop()
+
+    @staticmethod
+    def _settle_begun(work: list[tuple[Transaction, bytes]], status: Status, error: OSError) -> None:
+        """Settle every recipient a session failure left unanswered (none of them was accepted)."""
+        for transaction, _ in work:
+            transaction.begun = True
+            transaction.settle_pending(status, *_describe(error))
 
     def _attempt(self, transaction: Transaction, data: bytes) -> None:
         if self.connection is None:
@@ -365,8 +406,11 @@ class EmailBackend(BaseEmailBackend):
 class Transaction:
     """The outcome of each recipient of one SMTP transaction, filled in as replies arrive."""
 
-    def __init__(self, sender: str, recipients: Sequence[str]) -> None:
+    def __init__(self, sender: str, recipients: Sequence[str],
+                 on_accepted: Callable[[list[str]], None] | None = None) -> None:
         self.recipients = list(recipients)
+        # Told the recipients an end of data's 250 accepted, at once (the workers' ledger).
+        self.on_accepted = on_accepted
         self.settled: dict[int, RecipientOutcome] = {}
         self.passed: list[int] = []  # indexes whose RCPT was accepted, waiting for DATA
         # The 452 reply that ended the RCPTs of this transaction over the server's limit.
@@ -375,6 +419,7 @@ class Transaction:
         self.stage = "mail"
         self.code: int | None = None  # the last reply code seen
         self.stale = False
+        self.begun = False  # a command of it was sent (pipelined batches may stop before some)
         self.sender = self._checked_sender(sender)
         self.addresses = {index: self._checked(index) for index in range(len(self.recipients))}
 
@@ -410,6 +455,8 @@ class Transaction:
         self.code = code
         for index in self.passed:
             self.settle(index, status_for_code(code), code, _text(reply))
+        if self.on_accepted is not None and self.passed and status_for_code(code) is Status.ACCEPTED:
+            self.on_accepted([self.recipients[index] for index in self.passed])
         if self.over_limit is None:
             return False
         if status_for_code(code) is not Status.ACCEPTED:

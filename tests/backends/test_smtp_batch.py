@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import redis
 
 from mailqueue.backends import smtp
 from mailqueue.outcomes import Status
@@ -140,3 +141,59 @@ def test_554_to_data_in_the_middle_fails_only_that_message() -> None:
         assert len(server.messages) == 4
     finally:
         server.stop()
+
+
+def test_may_begin_stops_the_batch_and_the_rest_are_not_attempted(smtp_server: SMTPTestServer) -> None:
+    backend = smtp.EmailBackend(host=smtp_server.host, port=smtp_server.port, timeout=5)
+    answers = iter([True, True, False, True])
+    try:
+        results = backend.send_serialized_many(batch(4), may_begin=lambda wait: next(answers))
+    finally:
+        backend.close()
+    assert [len(outcomes) for outcomes in results] == [2, 2, 0, 0]  # no further message after a no
+    assert [m.rcpt_tos[0] for m in smtp_server.messages] == ["m0r0@example.com", "m1r0@example.com"]
+
+
+def test_a_rate_limit_wait_sends_the_body_in_hand_first(smtp_server: SMTPTestServer) -> None:
+    """While the next message waits for its turn, the previous one is already at the server:
+    the relay sees each message when the limit let it go, not one token late."""
+    backend = smtp.EmailBackend(host=smtp_server.host, port=smtp_server.port, timeout=5)
+    seen_while_waiting: list[int] = []
+
+    def may_begin(wait: bool) -> bool | None:
+        if not wait:
+            return None  # every message must wait for a token
+        seen_while_waiting.append(len(smtp_server.messages))
+        return True
+
+    try:
+        results = backend.send_serialized_many(batch(3), may_begin=may_begin)
+    finally:
+        backend.close()
+    assert all(o.status is Status.ACCEPTED for outcomes in results for o in outcomes)
+    assert seen_while_waiting == [0, 1, 2]
+
+
+def test_each_acceptance_is_told_before_the_next_message_goes(smtp_server: SMTPTestServer) -> None:
+    backend = smtp.EmailBackend(host=smtp_server.host, port=smtp_server.port, timeout=5)
+    told: list[tuple[int, list[str]]] = []
+    smtp_server.fail_recipient("m1r1@example.com", 550, "5.1.1 Gone")
+    try:
+        backend.send_serialized_many(batch(3), on_accepted=lambda position, accepted: told.append((position, accepted)))
+    finally:
+        backend.close()
+    assert told == [(0, ["m0r0@example.com", "m0r1@example.com"]), (1, ["m1r0@example.com"]),
+                    (2, ["m2r0@example.com", "m2r1@example.com"])]
+
+
+def test_an_acceptance_that_cannot_be_recorded_stops_the_connection(smtp_server: SMTPTestServer) -> None:
+    backend = smtp.EmailBackend(host=smtp_server.host, port=smtp_server.port, timeout=5)
+
+    def on_accepted(position: int, accepted: list[str]) -> None:
+        raise redis.ConnectionError("the ledger is out of reach")
+
+    with pytest.raises(redis.ConnectionError):
+        backend.send_serialized_many(batch(3), on_accepted=on_accepted)
+    assert not backend.is_connected  # the replies still due are never read on it
+    smtp_server.wait_for_messages(1)
+    backend.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from mailqueue.backends.smtp import EmailBackend
 from mailqueue.outcomes import RecipientOutcome
@@ -14,4 +15,8 @@ class ExplodingBackend(EmailBackend):
     def send_serialized(
         self, message: bytes, *, sender: str, recipients: Sequence[str]
     ) -> list[RecipientOutcome]:
+        raise RuntimeError("bug in the delivery backend")
+
+    def send_serialized_many(self, items: Sequence[tuple[bytes, str, Sequence[str]]], **kwargs: Any
+                             ) -> list[list[RecipientOutcome]]:
         raise RuntimeError("bug in the delivery backend")

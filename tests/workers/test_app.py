@@ -64,13 +64,14 @@ def test_a_failing_lifecycle_hook_is_logged_not_fatal(celery_app: Celery, caplog
     assert "Could not start the deferred-retry poller" in caplog.text
 
 
-def test_threads_pool_keeps_one_connection_per_thread(celery_app: Celery, smtp_server: SMTPTestServer) -> None:
+def test_threads_pool_keeps_at_most_the_process_connections(celery_app: Celery, smtp_server: SMTPTestServer) -> None:
     batches = [[make_payload(to=[f"u{b}-{i}@example.com"]) for i in range(20)] for b in range(6)]
-    with start_worker(celery_app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30):
+    with override_settings(MAILQUEUE_CONNECTIONS_PER_PROCESS=3), \
+            start_worker(celery_app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30):
         reports = [result.get(timeout=30) for result in [send_batch(celery_app, batch) for batch in batches]]
 
     assert sum(report["sent"] for report in reports) == 120 and len(smtp_server.messages) == 120
-    assert 1 <= smtp_server.connections <= 2
+    assert 1 <= smtp_server.connections <= 3  # the process's connections, reused by every task
 
 
 def test_worker_shutdown_closes_its_smtp_connection(celery_app: Celery, smtp_server: SMTPTestServer) -> None:
@@ -114,6 +115,7 @@ def test_sigkill_of_the_whole_worker_loses_nothing_and_sends_nothing_twice(
     time.sleep(0.05)  # not right at an acceptance
 
     first.kill()
+    time.sleep(0.5)  # a body and its dot already on the wire are still accepted by the server: the gap
     received_before = delivered_pairs(smtp_server)
     ledger = Ledger(redis_client, ttl=60)
     recorded = {(p["message_id"], r) for batch in batches for p in batch for r in ledger.accepted(p["message_id"])}

@@ -8,6 +8,7 @@ its ledger write: the moment that used to send a recipient the same message twic
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from mailqueue.queue import keys
 from tests.fixtures.celery import delivered_pairs, make_payload, send_batch
 from tests.fixtures.redis import OwnRedis
 from tests.fixtures.smtp import SMTPTestServer
+from workers import fanout
 from workers.app import create_app
 
 VISIBILITY_TIMEOUT = 20  # long enough that a task waiting for it is plainly seen as a stall
@@ -128,8 +130,10 @@ def test_a_task_handed_back_during_a_long_outage_runs_again_within_seconds_of_re
     expected = {(p["message_id"], r) for p in batch for r in p["recipients"]}
     pairs = delivered_pairs(smtp_server)
     assert set(pairs) == expected
-    # The one acceptance in hand when the budget ran out is the documented gap: at most one copy more.
-    assert sum(count - 1 for count in pairs.values()) <= 1
+    # The acceptances in hand when the budget ran out are the documented gap: at most one copy
+    # more per connection the round had busy (10 messages in chunks of CHUNK_MIN: 3 connections).
+    busy = math.ceil(len(batch) / fanout.CHUNK_MIN)
+    assert sum(count - 1 for count in pairs.values()) <= busy
     assert report["sent"] == 10
     assert resumed_after < RESUMES_WITHIN
     assert_nothing_left_in_flight(restartable_redis)

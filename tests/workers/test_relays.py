@@ -115,7 +115,7 @@ def test_each_relay_delivers_over_its_own_connection_with_its_own_credentials(
             "EMAIL_HOST_USER": SMTP_USERNAME, "EMAIL_HOST_PASSWORD": SMTP_PASSWORD, "EMAIL_TIMEOUT": 5.0}
     payloads = [relay_payload("bulk", "b1@example.com"), make_payload(to=["d1@example.com"]),
                 relay_payload("bulk", "b2@example.com"), make_payload(to=["d2@example.com"])]
-    with override_settings(MAILQUEUE_RELAYS={"bulk": bulk}):
+    with override_settings(MAILQUEUE_RELAYS={"bulk": bulk}, MAILQUEUE_CONNECTIONS_PER_PROCESS=1):
         report = final_report(send_batch(celery_app, payloads), timeout=20)
 
     assert report["sent"] == 4

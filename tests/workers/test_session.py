@@ -104,8 +104,9 @@ def test_close_all_closes_every_session_of_the_process(smtp_settings: SMTPTestSe
     for thread in threads:
         thread.join()
     assert sessions[0] is not sessions[1] and smtp_settings.connections == 2
+    backends = [item.backend for item in sessions]
     session.close_all()
-    assert all(not item.backend.is_connected for item in sessions)  # type: ignore[union-attr]
+    assert all(not backend.is_connected for backend in backends)  # type: ignore[union-attr]
 
 
 def test_current_is_one_session_per_thread(smtp_settings: SMTPTestServer) -> None:
