@@ -2,15 +2,17 @@
 
 With pipelining a connection costs one round trip per message, so a relay 20 ms away gives
 about 50 messages a second per connection: throughput comes from connections, not from
-processes. Each process keeps a small thread pool of MAILQUEUE_CONNECTIONS_PER_PROCESS
-threads; each thread has its own sessions (workers.session is per thread, keyed by relay), so
-the pool is also the process's cap on connections per relay, whatever the Celery pool.
+processes. Each process keeps a small thread pool per relay, MAILQUEUE_CONNECTIONS_PER_PROCESS
+threads (or the relay's own CONNECTIONS_PER_PROCESS); each thread has its own sessions
+(workers.session is per thread, keyed by relay), so a relay's pool is also the process's cap
+on connections to it, whatever the Celery pool.
 
-The threads only talk SMTP: a round (workers.tasks) hands them chunks of one relay's
-envelopes and does every piece of bookkeeping (ledger, report, statistics, rate limits) in
-its own thread as each chunk comes back, so none of that needs a lock. Threads are used rather
-than a selector loop because smtplib sets up the connection (TLS, AUTH) and blocks in the
-socket, where the GIL is released; the pool is made lazily, again after a fork.
+The threads talk SMTP, ask the round's gate before each message (deadline, rate limit) and
+write each acceptance to the ledger (a group commit shared by the round's connections) before
+sending on. The round (workers.tasks) does the rest of the bookkeeping (report, statistics,
+pauses) in its own thread as each chunk comes back. Threads are used rather than a selector
+loop because smtplib sets up the connection (TLS, AUTH) and blocks in the socket, where the
+GIL is released; the pools are made lazily, again after a fork.
 """
 
 from __future__ import annotations
@@ -33,17 +35,20 @@ if TYPE_CHECKING:
     from mailqueue.pipelining import MayBegin
 
 CHUNK_MIN = 4  # a small round stays on one connection (the last body of a chunk costs a round trip)
-CHUNK_MAX = 32  # the ledger hears of acceptances at least every CHUNK_MAX messages
+CHUNK_MAX = 32  # the round hears of outcomes (report, counts, throttle) at least this often
 
 _lock = threading.Lock()
-_pool: tuple[tuple[int, int], ThreadPoolExecutor] | None = None
+_pools: dict[str, tuple[tuple[int, int], ThreadPoolExecutor]] = {}  # per relay name
 
 
-def width() -> int:
-    """MAILQUEUE_CONNECTIONS_PER_PROCESS, checked."""
+def width(relay: Relay | None = None) -> int:
+    """MAILQUEUE_CONNECTIONS_PER_PROCESS, checked; for a ``relay`` that sets its own
+    CONNECTIONS_PER_PROCESS (in MAILQUEUE_RELAYS), that one."""
     value = int(settings.MAILQUEUE_CONNECTIONS_PER_PROCESS)
     if value < 1:
         raise ImproperlyConfigured(f"MAILQUEUE_CONNECTIONS_PER_PROCESS must be at least 1, got {value!r}.")
+    if relay is not None and relay.connections is not None:
+        return relay.connections
     return value
 
 
@@ -56,18 +61,22 @@ def submit(relay: Relay, envelopes: Sequence[Envelope], may_begin: MayBegin,
            on_accepted: Callable[[int, list[str]], None]) -> Future[list[list[RecipientOutcome]]]:
     """Send ``envelopes`` over one of this process's connections to ``relay``. In that
     connection's thread, ``may_begin`` is asked before each message (those it refuses get an
-    empty list) and ``on_accepted`` is told of each acceptance (see Session.send_many)."""
-    return _executor().submit(
+    empty list) and ``on_accepted`` is told of each acceptance (see Session.send_many).
+    Each relay has its own threads, as many as its width: that is this process's cap on
+    connections to it, whatever the Celery pool and however many rounds run at once."""
+    return _executor(relay).submit(
         lambda: session.current(relay).send_many(envelopes, may_begin=may_begin, on_accepted=on_accepted))
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _pool
+def _executor(relay: Relay) -> ThreadPoolExecutor:
     with _lock:
         # A forked child does not inherit the threads; a changed setting (a test) gets a new pool.
-        identity = (os.getpid(), width())
-        if _pool is None or _pool[0] != identity:
-            if _pool is not None:
-                _pool[1].shutdown(wait=False)
-            _pool = (identity, ThreadPoolExecutor(max_workers=identity[1], thread_name_prefix="mailqueue-smtp"))
-        return _pool[1]
+        identity = (os.getpid(), width(relay))
+        found = _pools.get(relay.name)
+        if found is None or found[0] != identity:
+            if found is not None:
+                found[1].shutdown(wait=False)
+            found = (identity, ThreadPoolExecutor(max_workers=identity[1],
+                                                  thread_name_prefix=f"mailqueue-smtp-{relay.name}"))
+            _pools[relay.name] = found
+        return found[1]

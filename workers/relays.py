@@ -39,6 +39,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "EMAIL_HOST": (str,), "EMAIL_PORT": (int,), "EMAIL_HOST_USER": (str,), "EMAIL_HOST_PASSWORD": (str,),
     "EMAIL_USE_TLS": (bool,), "EMAIL_USE_SSL": (bool,), "EMAIL_TIMEOUT": (int, float),
     "EMAIL_SSL_KEYFILE": (str,), "EMAIL_SSL_CERTFILE": (str,), "RATE_LIMIT": (str,),
+    "CONNECTIONS_PER_PROCESS": (int,),
 }
 SECRET_KEYS = frozenset({"EMAIL_HOST_PASSWORD"})
 
@@ -50,6 +51,8 @@ class Relay:
     name: str
     arguments: Mapping[str, Any] = field(repr=False)  # holds the password: never in a repr or a log
     rate: Rate | None
+    # At most this many connections to it per worker process (None: MAILQUEUE_CONNECTIONS_PER_PROCESS).
+    connections: int | None = None
 
     @property
     def is_default(self) -> bool:
@@ -143,8 +146,11 @@ def _relay(name: Any, entry: Any) -> Relay:
         raise ImproperlyConfigured(f"{where} must give EMAIL_HOST: a relay takes nothing from the EMAIL_* settings.")
     if entry.get("EMAIL_USE_TLS") and entry.get("EMAIL_USE_SSL"):
         raise ImproperlyConfigured(f"{where}: EMAIL_USE_TLS and EMAIL_USE_SSL are mutually exclusive.")
+    connections = entry.get("CONNECTIONS_PER_PROCESS")
+    if connections is not None and connections < 1:
+        raise ImproperlyConfigured(f"{where}['CONNECTIONS_PER_PROCESS'] must be at least 1, got {connections!r}.")
     arguments = {BACKEND_ARGUMENTS[key]: value for key, value in entry.items() if key in BACKEND_ARGUMENTS}
-    return Relay(name, arguments, _rate(entry.get("RATE_LIMIT", ""), f"{where}['RATE_LIMIT']"))
+    return Relay(name, arguments, _rate(entry.get("RATE_LIMIT", ""), f"{where}['RATE_LIMIT']"), connections)
 
 
 def _rate(text: Any, setting: str) -> Rate | None:

@@ -62,6 +62,8 @@ def test_an_unknown_relay_names_it_and_the_known_ones() -> None:
     ({"bulk": {"EMAIL_PORT": 25}}, "must give EMAIL_HOST"),
     ({"bulk": {**BULK, "EMAIL_USE_SSL": True}}, "mutually exclusive"),
     ({"bulk": {**BULK, "RATE_LIMIT": "fast"}}, r"\['RATE_LIMIT'\]='fast' is not a rate"),
+    ({"bulk": {**BULK, "CONNECTIONS_PER_PROCESS": 0}}, r"\['CONNECTIONS_PER_PROCESS'\] must be at least 1"),
+    ({"bulk": {**BULK, "CONNECTIONS_PER_PROCESS": "2"}}, r"\['CONNECTIONS_PER_PROCESS'\] must be int"),
 ])
 def test_a_bad_relay_is_an_error_naming_it(value: Any, message: str) -> None:
     with override_settings(MAILQUEUE_RELAYS=value), pytest.raises(ImproperlyConfigured, match=message):
@@ -124,6 +126,24 @@ def test_each_relay_delivers_over_its_own_connection_with_its_own_credentials(
     assert [m.rcpt_tos for m in smtp_server.messages] == [["d1@example.com"], ["d2@example.com"]]
     assert not any(m.authenticated for m in smtp_server.messages)
     assert (smtp_auth_server.connections, smtp_server.connections) == (1, 1)  # kept open across messages
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_a_relay_with_its_own_connection_cap_gets_no_more_connections_than_that(
+    celery_app: Celery, smtp_server: SMTPTestServer, smtp_auth_server: SMTPTestServer
+) -> None:
+    bulk = {"EMAIL_HOST": smtp_auth_server.host, "EMAIL_PORT": smtp_auth_server.port, "EMAIL_TIMEOUT": 5.0,
+            "EMAIL_HOST_USER": SMTP_USERNAME, "EMAIL_HOST_PASSWORD": SMTP_PASSWORD, "CONNECTIONS_PER_PROCESS": 1}
+    smtp_server.delay_at("data", 0.01)
+    smtp_auth_server.delay_at("data", 0.01)
+    capped = [relay_payload("bulk", f"b{i}@example.com") for i in range(40)]
+    free = [make_payload(to=[f"d{i}@example.com"]) for i in range(40)]
+    with override_settings(MAILQUEUE_RELAYS={"bulk": bulk}, MAILQUEUE_CONNECTIONS_PER_PROCESS=4):
+        reports = [final_report(send_batch(celery_app, batch), timeout=30) for batch in (capped, free)]
+
+    assert [report["sent"] for report in reports] == [40, 40]
+    assert smtp_auth_server.connections == 1  # the relay's own cap
+    assert 2 <= smtp_server.connections <= 4  # the default relay: the process's
 
 
 @pytest.mark.usefixtures("celery_worker")
