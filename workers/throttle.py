@@ -50,9 +50,7 @@ class Throttle:
             wait = self._wait_for(relay)
             if wait <= 0:
                 return None
-            if wait > self.max_wait or self.clock() + wait > self.deadline:
-                with self._lock:
-                    self._longest_wait = max(self._longest_wait, wait)
+            if self._too_long(wait):
                 return wait
             self.sleep(wait)
 
@@ -64,11 +62,15 @@ class Throttle:
         delay = self._wait_for(relay)
         if delay <= 0:
             return True
-        if delay > self.max_wait or self.clock() + delay > self.deadline:
-            with self._lock:
-                self._longest_wait = max(self._longest_wait, delay)
+        return False if self._too_long(delay) else None
+
+    def _too_long(self, wait: float) -> bool:
+        """Whether ``wait`` is past what a round sits out (noted as the round's longest if so)."""
+        if wait <= self.max_wait and self.clock() + wait <= self.deadline:
             return False
-        return None
+        with self._lock:
+            self._longest_wait = max(self._longest_wait, wait)
+        return True
 
     def _wait_for(self, relay: Relay) -> float:
         if relay.rate is not None:

@@ -66,3 +66,20 @@ def test_an_unlimited_relay_reads_its_pause_once_per_round(redis_client: redis.R
     RateLimiter(redis_client).pause("default", 5)  # another worker, after this round looked
     assert gate.admit(UNLIMITED) is None
     assert throttle(redis_client, max_wait=0.1).admit(UNLIMITED) is not None  # the next round sees it
+
+
+def test_ask_answers_at_once_without_wait_and_sits_the_wait_out_with_it(redis_client: redis.Redis) -> None:
+    gate = throttle(redis_client)
+    assert gate.ask(LIMITED, wait=False) is True  # the one token in the bucket
+    assert gate.ask(LIMITED, wait=False) is None  # the next needs about 100 ms: the caller flushes first
+    started = time.monotonic()
+    assert gate.ask(LIMITED, wait=True) is True
+    assert 0.02 <= time.monotonic() - started < 1.0
+
+
+def test_ask_says_no_to_a_wait_past_what_a_round_sits_out(redis_client: redis.Redis) -> None:
+    hourly = Relay("bulk", {"host": "h"}, Rate(2, 3600.0))
+    gate = throttle(redis_client, max_wait=1.0)
+    assert gate.ask(hourly, wait=False) is True
+    assert gate.ask(hourly, wait=False) is False and gate.ask(hourly, wait=True) is False
+    assert 1700 < gate.longest_wait <= 1800
