@@ -201,7 +201,7 @@ class DeliveryRound:
             else:
                 lost_in_a_row = MAX_LOST_CONNECTIONS  # the session gave up on the relay: so does the round
                 self._postpone(envelope, "not attempted: the SMTP server could not be reached")
-        self._record(*self._attempted(chunk, results))
+        self._report(*self._attempted(chunk, results))
         for envelope in chunk:  # a postponed one is still pending: settle() leaves it
             self._settle(self.envelopes[envelope.message_id])
         return lost_in_a_row
@@ -260,12 +260,9 @@ class DeliveryRound:
                 todo.append(recipient)
         return envelope.with_recipients(todo) if todo else None
 
-    def _record(self, sent: list[Envelope], results: list[list[RecipientOutcome]]) -> list[list[RecipientOutcome]]:
-        """A chunk's outcomes into the report and the counts (the ledger has its acceptances)."""
+    def _report(self, sent: list[Envelope], results: list[list[RecipientOutcome]]) -> None:
+        """A chunk's outcomes into the report and the counts (the ledger already has its acceptances)."""
         accepted_at = time.time()
-        accepted = {envelope.message_id: [o.recipient for o in outcomes if o.accepted]
-                    for envelope, outcomes in zip(sent, results, strict=True)}
-        completed = []
         for envelope, outcomes in zip(sent, results, strict=True):
             message_id = envelope.message_id
             self.throttle.observe(self.relays[envelope.relay], outcomes)
@@ -273,12 +270,11 @@ class DeliveryRound:
             outcomes = outcomes + [RecipientOutcome(r, Status.TRANSIENT, None, "no outcome reported by the backend")
                                    for r in envelope.recipients if r not in answered]
             self.counts.update(measures.reply_field(outcome.code) for outcome in outcomes)
-            self.latencies += [measures.observation(accepted_at - envelope.enqueued_at)] * len(accepted[message_id])
+            self.latencies += [measures.observation(accepted_at - envelope.enqueued_at)
+                               for outcome in outcomes if outcome.accepted]
             for outcome in outcomes:
                 record_outcome(self.report, message_id, outcome)
             self._log_outcomes(message_id, outcomes)
-            completed.append(outcomes)
-        return completed
 
     def _postpone(self, envelope: Envelope, reason: str) -> None:
         for recipient in envelope.recipients:
