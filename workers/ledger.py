@@ -39,17 +39,10 @@ class Ledger:
 
     def record(self, message_id: str, recipients: Iterable[str]) -> None:
         """Remember accepted recipients; refreshes the TTL of the message's entry."""
-        recipients = list(recipients)
-        if not recipients:
-            return
-        key = keys.ledger_key(message_id)
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.sadd(key, *recipients)
-            pipe.expire(key, self.ttl)
-            pipe.execute()
+        self.record_many({message_id: list(recipients)})
 
     def record_many(self, accepted: dict[str, list[str]]) -> None:
-        """``record()`` of several messages in one round trip (one MULTI/EXEC)."""
+        """Remember the accepted recipients of several messages in one round trip (one MULTI/EXEC)."""
         accepted = {message_id: recipients for message_id, recipients in accepted.items() if recipients}
         if not accepted:
             return

@@ -71,8 +71,8 @@ logger = logging.getLogger(__name__)
 
 DEFERRED = "DEFERRED"  # task state while a round waits in the deferred set
 RESULT_REPR_MAXSIZE = 64 * 1024  # Celery's default (1 KiB) cuts a report off after a few recipients
-# A lost connection gets one fresh try (by the session); after that the rest of the batch waits.
-MAX_LOST_CONNECTIONS = 2
+# A lost connection gets one fresh try; after that the rest of the batch waits (one rule, the session's).
+MAX_LOST_CONNECTIONS = session.MAX_LOST_IN_A_ROW
 # A signed task with arguments beyond (payloads, attempt, report): someone added them.
 UNSIGNED_EXTRAS = "unsigned: arguments a signed task does not cover were added to it"
 
