@@ -1,21 +1,23 @@
 """Publishing delivery tasks by name, through one pooled publisher per broker and process.
 
 An application pays for this inside a web request, so the hot path is kept to one
-Redis round trip (an LPUSH):
+Redis round trip, an LPUSH of the task message:
 
-- the publishing Celery app has NO result backend: with a Redis result backend configured,
-  Celery subscribes to the task's result channel on every send, an extra round trip. The
+- on a Redis broker the publisher writes the task message itself
+  (``mailqueue.queue.task_message``: byte for byte what Celery and kombu would write) over
+  one redis-py connection pool. Celery's and kombu's publish path (producer pool, channel,
+  exchange lookup, a ``Redis`` object built per publish) cost about twice the round
+  trip in Python. Other brokers (RabbitMQ) go through kombu;
+- the publisher has NO result backend: with a Redis result backend configured, Celery
+  subscribes to the task's result channel on every send, an extra round trip. The
   ``Delivery`` handle reads results through a separate app (``mailqueue.queue.delivery``);
-- kombu's producer pool reuses connections and producers across calls and threads;
-- kombu's Redis channel builds a new ``redis.Redis`` client object for every publish,
-  which costs about as much as the round trip itself; our channel keeps one, and one
-  connection pool instead of two (a pooled producer holds one Redis connection);
-- the queue is not re-declared on every publish: a task sent to the default exchange is
-  an LPUSH to the list named after the queue, which needs no binding;
+- the queue is not declared: a task sent to the default exchange is an LPUSH to the list
+  named after the queue (and priority), which needs no binding;
 - the task body is not base64-encoded a second time (the payload already is JSON).
 
 It fails fast: one connection attempt bounded by MAILQUEUE_BROKER_CONNECT_TIMEOUT and
-no kombu retry loop, so an unreachable broker raises BrokerUnavailable within seconds.
+no retry (a retried LPUSH whose first reply was lost would enqueue the mail twice), so an
+unreachable broker raises BrokerUnavailable within seconds.
 
 The producer never imports ``workers``: the task is sent by name (``DELIVER_TASK``).
 """
@@ -33,40 +35,23 @@ from urllib.parse import urlsplit
 import kombu.exceptions
 from celery import Celery
 from celery.utils.nodenames import anon_nodename
-from kombu.transport import redis as kombu_redis
+from redis import Redis, RedisError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from mailqueue.conf import settings
 from mailqueue.exceptions import BrokerFull, BrokerUnavailable
+from mailqueue.queue import task_message
 from mailqueue.queue.broker import broker_url, redacted, shared_celery_config
 from mailqueue.queue.envelope import DELIVER_TASK, summarize
 from mailqueue.queue.memory import MemoryGauge, MemoryReading, high_water_fraction, read_memory
-from mailqueue.queue.priority import DEFAULT_PRIORITY, step_of
+from mailqueue.queue.priority import DEFAULT_PRIORITY, list_name, step_of
 from mailqueue.queue.schedule import scheduled_entry, write_entry
 from mailqueue.queue.signing import signature_headers
 
 __all__ = ["Publisher", "close_publishers", "get_publisher"]
 
-FAST_SCHEMES = ("redis", "rediss")  # schemes served by kombu's plain Redis transport
-
-
-class _ReusingClientChannel(kombu_redis.Channel):
-    """A publishing Redis channel: one client object and one connection pool.
-
-    It never consumes, so it needs no second ("asynchronous", BRPOP) pool: that would
-    only hold a connection open for the PING kombu sends when the channel is created.
-    """
-
-    _publish_client: Any = None
-
-    def _create_client(self, asynchronous: bool = False) -> Any:
-        client = self._publish_client
-        if client is None or client.connection_pool is not self.pool:
-            client = self._publish_client = super()._create_client()
-        return client
-
-
-class _PublishingRedisTransport(kombu_redis.Transport):
-    Channel = _ReusingClientChannel
+FAST_SCHEMES = ("redis", "rediss")  # brokers the publisher writes to directly
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +67,26 @@ class Publisher:
 
     def __init__(self, url: str, *, connect_timeout: float, socket_timeout: float) -> None:
         self.url = url
-        self.app = _publishing_app(url, connect_timeout=connect_timeout, socket_timeout=socket_timeout)
         self._origin = anon_nodename()
-        connection = self.app.connection_for_write()  # not connected: only asked for its error types
-        # Channel errors too: a broker that answers but refuses the write (out of memory, read-only
-        # replica) has not enqueued anything either.
-        self._errors = (kombu.exceptions.OperationalError, *connection.connection_errors, *connection.channel_errors)
         self._fraction = high_water_fraction()
-        # INFO memory goes over the pooled publishing connection, so a publish still holds only one.
-        fast = urlsplit(url).scheme in FAST_SCHEMES and self._fraction < 1
-        self._memory = MemoryGauge() if fast else None
+        self._redis: Redis | None = None
+        self._app: Celery | None = None
+        if urlsplit(url).scheme in FAST_SCHEMES:
+            self._redis = Redis.from_url(
+                url, socket_connect_timeout=connect_timeout, socket_timeout=socket_timeout,
+                retry=Retry(NoBackoff(), 0),
+                client_name=f"mailqueue-producer-{os.getpid()}",  # so CLIENT LIST shows who publishes
+            )
+            # A broker that answers but refuses the write (out of memory, read-only replica)
+            # has not enqueued anything either.
+            self._errors: tuple[type[BaseException], ...] = (RedisError,)
+        else:
+            self._app = _publishing_app(url, connect_timeout=connect_timeout, socket_timeout=socket_timeout)
+            connection = self._app.connection_for_write()  # not connected: only asked for its error types
+            self._errors = (kombu.exceptions.OperationalError, *connection.connection_errors,
+                            *connection.channel_errors)
+        # INFO memory goes over the publishing pool, so a publish still holds one connection.
+        self._memory = MemoryGauge() if self._redis is not None and self._fraction < 1 else None
 
     def publish(self, payloads: Sequence[dict[str, Any]], *, task_id: str, queue: str,
                 priority: str = DEFAULT_PRIORITY) -> None:
@@ -101,23 +96,33 @@ class Publisher:
         queue=queue, priority=...)`` puts on the wire, minus its result-backend call and retry
         loop. ``priority`` picks the list the task waits in (``mailqueue.queue.priority``).
         """
-        amqp = self.app.amqp
         batch = list(payloads)
-        message = amqp.create_task_message(
-            task_id, DELIVER_TASK, [batch], argsrepr=summarize(batch), kwargsrepr="{}", origin=self._origin,
-        )
         headers = signature_headers(task_id, batch)  # MAILQUEUE_SIGNING_KEY; none without a key
         try:
-            with self.app.producer_pool.acquire(block=True) as producer:
-                self._refuse_if_full(producer)
-                amqp.send_task_message(producer, DELIVER_TASK, message, queue=queue, declare=[], retry=False,
-                                       headers=headers, priority=step_of(priority))
+            if self._redis is None:
+                self._publish_through_kombu(batch, task_id=task_id, queue=queue, priority=priority, headers=headers)
+                return
+            message = task_message.encode(batch, task_id=task_id, queue=queue, priority_step=step_of(priority),
+                                          origin=self._origin, extra_headers=headers)
+            self._refuse_if_full(self._redis)
+            self._redis.lpush(list_name(queue, priority), message)
             if self._memory is not None:
-                self._memory.account(_approximate_size(batch))
+                self._memory.account(len(message))
         except BrokerFull:
             raise
         except self._errors as error:
             raise self._unavailable(error) from error
+
+    def _publish_through_kombu(self, batch: list[dict[str, Any]], *, task_id: str, queue: str, priority: str,
+                               headers: dict[str, str]) -> None:
+        assert self._app is not None
+        amqp = self._app.amqp
+        message = amqp.create_task_message(
+            task_id, DELIVER_TASK, [batch], argsrepr=summarize(batch), kwargsrepr="{}", origin=self._origin,
+        )
+        with self._app.producer_pool.acquire(block=True) as producer:
+            amqp.send_task_message(producer, DELIVER_TASK, message, queue=queue, declare=[], retry=False,
+                                   headers=headers, priority=step_of(priority))
 
     def schedule(self, payloads: Sequence[dict[str, Any]], *, task_id: str, queue: str, priority: str,
                  due: float) -> None:
@@ -129,17 +134,16 @@ class Publisher:
             self._memory.account(_approximate_size(entry["payloads"]))
 
     @contextmanager
-    def redis(self, *, refuse_if_full: bool = True) -> Iterator[Any]:
-        """The pooled publishing connection's Redis client (scheduling, cancelling), errors translated.
+    def redis(self, *, refuse_if_full: bool = True) -> Iterator[Redis]:
+        """The publishing pool's Redis client (scheduling, cancelling), errors translated.
 
         A cancel passes ``refuse_if_full=False``: it frees room, so a nearly full broker takes it."""
-        if urlsplit(self.url).scheme not in FAST_SCHEMES:
+        if self._redis is None:
             raise BrokerUnavailable(f"Scheduled sends and cancelling need a Redis broker, not {redacted(self.url)}.")
         try:
-            with self.app.producer_pool.acquire(block=True) as producer:
-                if refuse_if_full:
-                    self._refuse_if_full(producer)
-                yield producer.channel.client
+            if refuse_if_full:
+                self._refuse_if_full(self._redis)
+            yield self._redis
         except BrokerFull:
             raise
         except self._errors as error:
@@ -151,13 +155,13 @@ class Publisher:
             "MAILQUEUE_BROKER_URL and that the broker is running and accepts writes."
         )
 
-    def _refuse_if_full(self, producer: Any) -> None:
+    def _refuse_if_full(self, client: Redis) -> None:
         """Raise BrokerFull above the high-water mark (``mailqueue.queue.memory``), before any write."""
         if self._memory is None:
             return
 
         def read() -> MemoryReading:
-            return read_memory(producer.channel.client)
+            return read_memory(client)
 
         reading = self._memory.reading(read)
         if reading.near(self._fraction):
@@ -173,7 +177,10 @@ class Publisher:
 
     def close(self) -> None:
         """Close the pooled connections (they reopen on the next publish)."""
-        self.app.close()
+        if self._redis is not None:
+            self._redis.connection_pool.disconnect()
+        if self._app is not None:
+            self._app.close()
         if self._memory is not None:
             self._memory.forget()
 
@@ -184,7 +191,8 @@ def _approximate_size(batch: list[dict[str, Any]]) -> int:
 
 
 def _publishing_app(url: str, *, connect_timeout: float, socket_timeout: float) -> Celery:
-    """A minimal Celery app that only sends tasks by name; it has no tasks and no result backend."""
+    """A minimal Celery app that only sends tasks by name (brokers other than Redis); it has
+    no tasks and no result backend."""
     app = Celery("mailqueue-producer", set_as_current=False, broker=url, backend=None)
     config = shared_celery_config()
     config["broker_transport_options"] = {
@@ -192,11 +200,7 @@ def _publishing_app(url: str, *, connect_timeout: float, socket_timeout: float) 
         "max_retries": 0,  # kombu would otherwise retry the connection in a loop
         "socket_connect_timeout": connect_timeout,
         "socket_timeout": socket_timeout,
-        "body_encoding": "utf-8",  # the JSON body travels as is, not base64'd again
-        "client_name": f"mailqueue-producer-{os.getpid()}",  # so CLIENT LIST shows who publishes
     }
-    if urlsplit(url).scheme in FAST_SCHEMES:
-        config["broker_transport"] = _PublishingRedisTransport
     config.update(broker_connection_retry=False, broker_connection_timeout=connect_timeout, result_backend=None)
     app.conf.update(config)
     return app
