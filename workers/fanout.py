@@ -8,8 +8,9 @@ threads (or the relay's own CONNECTIONS_PER_PROCESS); each thread has its own se
 on connections to it, whatever the Celery pool.
 
 The threads talk SMTP, ask the round's gate before each message (deadline, rate limit) and
-write each acceptance to the ledger (a group commit shared by the round's connections) before
-sending on. The round (workers.tasks) does the rest of the bookkeeping (report, statistics,
+hand each acceptance to the ledger, which writes them behind the connections in batches, with
+no more unwritten at once than the round has connections (workers.ledger.GroupCommit).
+The round (workers.tasks) does the rest of the bookkeeping (report, statistics,
 pauses) in its own thread as each chunk comes back. Threads are used rather than a selector
 loop because smtplib sets up the connection (TLS, AUTH) and blocks in the socket, where the
 GIL is released; the pools are made lazily, again after a fork.

@@ -59,52 +59,74 @@ class Ledger:
 
 
 class GroupCommit:
-    """Acceptances from several connections, written to the ledger in as few round trips as
-    possible, each caller back only once its own is written.
+    """Acceptances from several connections, written to the ledger behind them, in batches.
 
-    The first caller to arrive writes everything waiting (one MULTI/EXEC through
-    ``Ledger.record_many``); those who arrive meanwhile wait and go in the next write, so
-    eight busy connections cost about one round trip per write, not one per message. Each
-    connection holds at most one acceptance not yet written: that is the window in which a
-    crash can send a recipient twice. If a write fails, every caller waiting or to come gets
-    its error: nobody sends on without its acceptance recorded.
+    The first caller to find no write under way writes everything waiting (one MULTI/EXEC
+    through ``Ledger.record_many``), again and again until nothing waits; the others add
+    theirs and send on. A caller that finds more than ``window`` unwritten waits: with
+    ``window`` the round's connection count, a crash can send at most two recipients twice
+    per connection (one handed in, one just accepted), the price of not waiting for Redis
+    after every message.
+    ``flush()`` returns once everything recorded is written: the round calls it before its
+    task can be acknowledged. If a write fails, every caller waiting or to come, and
+    ``flush()``, get its error: nothing is acknowledged without its acceptances recorded.
+
+    On a relay far away a connection's acceptances are milliseconds apart and each is
+    written at once; on a near one, where CPU decides, eight or more share a write.
     """
 
-    def __init__(self, write: Callable[[dict[str, list[str]]], None]) -> None:
+    def __init__(self, write: Callable[[dict[str, list[str]]], None], *, window: int = 1) -> None:
+        if window < 1:
+            raise ValueError(f"The ledger's window must be at least 1, got {window!r}")
         self._write = write
+        self._window = window
         self._condition = threading.Condition()
         self._waiting: dict[str, list[str]] = {}
-        self._queued = 0  # tickets handed out
-        self._written = 0  # tickets written
+        self._queued = 0  # acceptances handed in
+        self._written = 0  # of which written
         self._writing = False
         self._error: BaseException | None = None
 
     def record(self, message_id: str, recipients: list[str]) -> None:
+        """Hand in one acceptance; returns at once unless ``window`` are already unwritten."""
         with self._condition:
             self._raise_if_failed()
             self._waiting.setdefault(message_id, []).extend(recipients)
             self._queued += 1
-            ticket = self._queued
-            while self._written < ticket:
-                if not self._writing:
-                    self._write_waiting()
-                else:
-                    self._condition.wait()
-                self._raise_if_failed()
+            self._settle(lambda: self._queued - self._written <= self._window)
+
+    def flush(self) -> None:
+        """Return once every acceptance handed in is written (or raise the write's error)."""
+        with self._condition:
+            self._settle(lambda: self._written == self._queued)
+
+    def _settle(self, done: Callable[[], bool]) -> None:
+        """Called holding the condition: write, or wait for the writer, until ``done()``."""
+        while True:
+            self._raise_if_failed()
+            if not self._writing and self._waiting:
+                self._write_waiting()
+            elif done():
+                return
+            else:
+                self._condition.wait()
 
     def _write_waiting(self) -> None:
-        """Called holding the condition; writes without it, so that others can queue meanwhile."""
-        batch, self._waiting, upto = self._waiting, {}, self._queued
+        """Write until nothing waits; without the condition held, so that others add meanwhile."""
         self._writing = True
-        self._condition.release()
         try:
-            self._write(batch)
-        except BaseException as error:
-            self._condition.acquire()
-            self._error = error
-        else:
-            self._condition.acquire()
-            self._written = upto
+            while self._waiting and self._error is None:
+                batch, self._waiting, upto = self._waiting, {}, self._queued
+                self._condition.release()
+                try:
+                    self._write(batch)
+                except BaseException as error:
+                    self._condition.acquire()
+                    self._error = error
+                else:
+                    self._condition.acquire()
+                    self._written = upto
+                self._condition.notify_all()
         finally:
             self._writing = False
             self._condition.notify_all()

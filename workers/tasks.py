@@ -20,6 +20,7 @@ the task handed back to the broker.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import traceback
 import uuid
@@ -120,10 +121,7 @@ class DeliveryRound:
                                  pause=float(settings.MAILQUEUE_THROTTLE_PAUSE), deadline=self.deadline)
         self.held: set[str] = set()  # relays this round stopped sending to (rate limit or pause)
         self.throttled: set[str] = set()  # Message-IDs held back by them, not attempted
-        # Acceptances are held in memory until the ledger has them: a Redis blink must not make
-        # this task run again first (retry_redis waits it out, within a budget).
-        self.ledger_writes = GroupCommit(lambda accepted: retry_redis(
-            lambda: stores.ledger.record_many(accepted), what="record acceptances in the ledger"))
+        self.ledger_writes = self._ledger_writer(window=1)  # _send_all sizes it to the round
 
     # --- sending ---------------------------------------------------------------------------
     def run(self, payloads: list[dict[str, Any]]) -> None:
@@ -133,13 +131,21 @@ class DeliveryRound:
                                    what="read the ledger")
         self._send_all(list(self.envelopes.values()))
 
+    def _ledger_writer(self, *, window: int) -> GroupCommit:
+        """Acceptances are held in memory until the ledger has them: a Redis blink must not make
+        this task run again first (retry_redis waits it out, within a budget)."""
+        return GroupCommit(lambda accepted: retry_redis(lambda: self.stores.ledger.record_many(accepted),
+                                                        what="record acceptances in the ledger"), window=window)
+
     def _send_all(self, envelopes: list[Envelope]) -> None:
         """Hand chunks of the batch to up to MAILQUEUE_CONNECTIONS_PER_PROCESS connections
-        (workers.fanout). Each acceptance reaches the ledger from its connection's thread
-        before that connection sends on (workers.ledger.GroupCommit: connections busy at
-        once share a round trip), so all of them before the task is acked."""
+        (workers.fanout). Each acceptance is handed to the ledger from its connection's thread
+        and written behind it, no more unwritten at once than the round has connections
+        (workers.ledger.GroupCommit); all of them are written before the round ends, so
+        before the task is acked."""
         waiting = deque(envelopes)
         size = fanout.chunk_size(len(envelopes))
+        self.ledger_writes = self._ledger_writer(window=min(fanout.width(), math.ceil(len(envelopes) / size)) or 1)
         in_flight: dict[Future[list[list[RecipientOutcome]]], list[Envelope]] = {}
         lost_in_a_row = 0
         try:
@@ -160,8 +166,9 @@ class DeliveryRound:
                 for future in done:
                     chunk = in_flight.pop(future)
                     lost_in_a_row = self._settle_chunk(chunk, future.result(), lost_in_a_row)
-        finally:  # no connection of this round sends on after the round ends
+        finally:  # no connection of this round sends on after the round ends, nor is left unwritten
             wait(in_flight)
+            self.ledger_writes.flush()
 
     def _on_accepted(self, chunk: list[Envelope]) -> Callable[[int, list[str]], None]:
         def record(position: int, recipients: list[str]) -> None:

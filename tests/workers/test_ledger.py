@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -77,11 +78,70 @@ def test_group_commit_writes_concurrent_acceptances_in_few_round_trips(redis_cli
     assert sum(writes) == 16 and len(writes) < 16  # grouped, none lost
 
 
-def test_group_commit_returns_only_once_the_callers_own_acceptance_is_written(redis_client: redis.Redis) -> None:
+def test_group_commit_writes_a_lone_acceptance_at_once(redis_client: redis.Redis) -> None:
     ledger = Ledger(redis_client, ttl=60)
-    group = GroupCommit(ledger.record_many)
+    group = GroupCommit(ledger.record_many, window=8)
     group.record(MESSAGE_ID, ["a@example.com"])
-    assert ledger.accepted(MESSAGE_ID) == {"a@example.com"}  # no later flush needed
+    assert ledger.accepted(MESSAGE_ID) == {"a@example.com"}  # nobody was writing: written before it returns
+
+
+class HeldWrite:
+    """A ledger write that waits until the test lets it go, so callers pile up behind it."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.started = threading.Event()
+        self.go = threading.Event()
+        self.batches: list[dict[str, list[str]]] = []
+
+    def __call__(self, accepted: dict[str, list[str]]) -> None:
+        self.batches.append(accepted)
+        self.started.set()
+        assert self.go.wait(10)
+        self.ledger.record_many(accepted)
+
+
+def test_group_commit_lets_at_most_window_acceptances_go_unwritten(redis_client: redis.Redis) -> None:
+    ledger = Ledger(redis_client, ttl=60)
+    write = HeldWrite(ledger)
+    group = GroupCommit(write, window=3)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        writer = pool.submit(group.record, "<0@example.com>", ["r@example.com"])
+        assert write.started.wait(5)  # the first caller writes, and is held there
+        behind = [pool.submit(group.record, f"<{n}@example.com>", ["r@example.com"]) for n in (1, 2)]
+        assert all(future.result(timeout=5) is None for future in behind)  # within the window: sent on at once
+        over = pool.submit(group.record, "<3@example.com>", ["r@example.com"])
+        time.sleep(0.2)
+        assert not over.done() and not writer.done()  # a fourth unwritten one waits
+        assert ledger.accepted("<1@example.com>") == set()
+        write.go.set()
+        over.result(timeout=5)
+        writer.result(timeout=5)
+        group.flush()
+    assert [sorted(batch) for batch in write.batches] == [["<0@example.com>"],
+                                                         ["<1@example.com>", "<2@example.com>", "<3@example.com>"]]
+    assert all(ledger.accepted(f"<{n}@example.com>") == {"r@example.com"} for n in range(4))
+
+
+def test_flush_returns_once_everything_handed_in_is_written(redis_client: redis.Redis) -> None:
+    ledger = Ledger(redis_client, ttl=60)
+    write = HeldWrite(ledger)
+    group = GroupCommit(write, window=4)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pool.submit(group.record, "<0@example.com>", ["r@example.com"])
+        assert write.started.wait(5)
+        group.record("<1@example.com>", ["r@example.com"])  # returns: the write of <0> is under way
+        flushed = pool.submit(group.flush)
+        time.sleep(0.2)
+        assert not flushed.done()
+        write.go.set()
+        flushed.result(timeout=5)
+    assert ledger.accepted("<1@example.com>") == {"r@example.com"}
+
+
+def test_window_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="window"):
+        GroupCommit(lambda accepted: None, window=0)
 
 
 def test_group_commit_failure_reaches_every_caller_and_every_later_one() -> None:
@@ -95,3 +155,24 @@ def test_group_commit_failure_reaches_every_caller_and_every_later_one() -> None
     assert all(isinstance(future.exception(), redis.ConnectionError) for future in futures)
     with pytest.raises(redis.ConnectionError):  # nobody sends on without its acceptance recorded
         group.record(MESSAGE_ID, ["late@example.com"])
+    with pytest.raises(redis.ConnectionError):  # nor is the round's task acknowledged
+        group.flush()
+
+
+def test_a_failed_write_behind_the_callers_reaches_flush() -> None:
+    started, go = threading.Event(), threading.Event()
+
+    def write(accepted: dict[str, list[str]]) -> None:
+        started.set()
+        assert go.wait(10)
+        raise redis.ConnectionError("Redis went away")
+
+    group = GroupCommit(write, window=8)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(group.record, "<0@example.com>", ["r@example.com"])
+        assert started.wait(5)
+        group.record("<1@example.com>", ["r@example.com"])  # handed in behind the write under way
+        go.set()
+        with pytest.raises(redis.ConnectionError):
+            group.flush()
+    assert isinstance(first.exception(), redis.ConnectionError)

@@ -130,10 +130,11 @@ def test_a_task_handed_back_during_a_long_outage_runs_again_within_seconds_of_re
     expected = {(p["message_id"], r) for p in batch for r in p["recipients"]}
     pairs = delivered_pairs(smtp_server)
     assert set(pairs) == expected
-    # The acceptances in hand when the budget ran out are the documented gap: at most one copy
-    # more per connection the round had busy (10 messages in chunks of CHUNK_MIN: 3 connections).
+    # The acceptances in hand when the budget ran out are the documented gap: at most two copies
+    # more per connection the round had busy (10 messages in chunks of CHUNK_MIN: 3 connections),
+    # one being written behind it and one just accepted (workers.ledger.GroupCommit).
     busy = math.ceil(len(batch) / fanout.CHUNK_MIN)
-    assert sum(count - 1 for count in pairs.values()) <= busy
+    assert sum(count - 1 for count in pairs.values()) <= 2 * busy
     assert report["sent"] == 10
     assert resumed_after < RESUMES_WITHIN
     assert_nothing_left_in_flight(restartable_redis)
