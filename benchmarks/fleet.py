@@ -29,7 +29,8 @@ from benchmarks.mixes import MIXES
 from benchmarks.report import rate, ratio, table
 from benchmarks.servers import Sink
 from mailqueue.backends.queue import EmailBackend
-from mailqueue.conf import override_settings
+from mailqueue.conf import override_settings, parse_env_value
+from mailqueue.defaults import SETTINGS
 from mailqueue.queue.envelope import Envelope
 from mailqueue.queue.producer import close_publishers
 
@@ -110,7 +111,9 @@ def fleet(*, redis_url: str, sink: Sink, processes: int, pool: str = "prefork", 
     "threads"), delivering to ``port`` (default: the sink's), ``extra`` settings on top."""
     values = worker_settings(redis_url=redis_url, port=sink.port if port is None else port, processes=processes,
                              pool=pool)
-    values.update(extra or {})
+    # ``--worker-setting NAME=VALUE`` gives text: typed as the environment is, for the producer too.
+    values.update({name: parse_env_value(name, raw, SETTINGS[name]) if name in SETTINGS and isinstance(raw, str)
+                   else raw for name, raw in (extra or {}).items()})
     env = dict(os.environ, **{name: str(value) for name, value in values.items()})
     command = celery_command(sys.executable, "workers", pool=pool, concurrency=processes, name="bench")
     with worker_process(command, env) as (process, log):

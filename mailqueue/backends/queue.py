@@ -2,8 +2,9 @@
 
 Every message is validated and serialized first (bad addresses, header injection, an
 oversize message: the caller gets the error and nothing is enqueued). The payloads then
-go to the broker in tasks of at most MAILQUEUE_BATCH_SIZE messages, and each accepted
-message gets a ``delivery`` handle (``mailqueue.queue.delivery.Delivery``).
+go to the broker in tasks of at most MAILQUEUE_BATCH_SIZE messages and
+MAILQUEUE_BATCH_MAX_BYTES bytes, and each accepted message gets a ``delivery`` handle
+(``mailqueue.queue.delivery.Delivery``).
 
 Workers deliver them (``celery -A workers worker``); this module never imports them.
 """
@@ -66,6 +67,7 @@ class EmailBackend(BaseEmailBackend):
         self.queue: str = queue or settings.MAILQUEUE_QUEUE
         self.batch_size = _positive_int("batch_size", batch_size, "MAILQUEUE_BATCH_SIZE")
         self.max_message_size = _positive_int("max_message_size", max_message_size, "MAILQUEUE_MAX_MESSAGE_SIZE")
+        self.batch_max_bytes = _positive_int("batch_max_bytes", None, "MAILQUEUE_BATCH_MAX_BYTES")
         self.relay = check_relay_name(relay)
         self.priority = check_priority(priority)
         self.publisher: Publisher | None = None
@@ -115,7 +117,7 @@ class EmailBackend(BaseEmailBackend):
 
     def _publish(self, accepted: list[Accepted]) -> int:
         enqueued = 0
-        for due, batch in _batches(accepted, self.batch_size):
+        for due, batch in _batches(accepted, self.batch_size, self.batch_max_bytes):
             task_id = str(uuid.uuid4())
             try:
                 self._send(batch, task_id=task_id, due=due)
@@ -141,14 +143,24 @@ class EmailBackend(BaseEmailBackend):
             self.publisher.schedule(payloads, task_id=task_id, queue=self.queue, priority=self.priority, due=due)
 
 
-def _batches(items: list[Accepted], size: int) -> Iterator[tuple[float | None, Batch]]:
-    """Batches of at most ``size``, each of messages due at the same time (None: now), in order."""
+def _batches(items: list[Accepted], size: int, max_bytes: int) -> Iterator[tuple[float | None, Batch]]:
+    """Batches of at most ``size`` messages and ``max_bytes`` bytes of them (a larger message
+    goes alone), each of messages due at the same time (None: now), in order."""
     groups: dict[float | None, Batch] = {}
     for item in items:
         groups.setdefault(due_time(getattr(item[0], "send_at", None)), []).append(item)
     for due, group in groups.items():
-        for start in range(0, len(group), size):
-            yield due, group[start : start + size]
+        batch: Batch = []
+        weight = 0
+        for item in group:
+            nbytes = len(item[1].message)
+            if batch and (len(batch) == size or weight + nbytes > max_bytes):
+                yield due, batch
+                batch, weight = [], 0
+            batch.append(item)
+            weight += nbytes
+        if batch:
+            yield due, batch
 
 
 def _positive_int(argument: str, value: int | None, setting: str) -> int:

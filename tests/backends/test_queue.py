@@ -95,6 +95,17 @@ def test_batch_size_comes_from_the_setting(redis_client: redis.Redis) -> None:
     assert [len(task.payloads) for task in queued_tasks(redis_client)] == [2, 2, 1]
 
 
+def test_tasks_stay_under_the_byte_cap_and_a_larger_message_goes_alone(redis_client: redis.Redis) -> None:
+    small, large = "x" * 3000, "y" * 9000
+    batch = [EmailMessage("s", body, "from@example.com", [f"to-{n}@example.com"])
+             for n, body in enumerate([small, small, small, large, small])]
+    with override_settings(MAILQUEUE_BATCH_MAX_BYTES=8000):
+        assert queue.EmailBackend(batch_size=10).send_messages(batch) == 5
+    tasks = queued_tasks(redis_client)
+    assert [len(task.payloads) for task in tasks] == [2, 1, 1, 1]
+    assert [p["recipients"] for p in payloads_on(redis_client)] == [[f"to-{n}@example.com"] for n in range(5)]
+
+
 def test_each_message_gets_a_delivery_naming_its_task(redis_client: redis.Redis) -> None:
     batch = messages(5)
     queue.EmailBackend(batch_size=2).send_messages(batch)
@@ -205,8 +216,9 @@ def test_invalid_limits_are_refused_naming_the_argument(argument: str, value: An
         queue.EmailBackend(**{argument: value})
 
 
-def test_invalid_batch_size_setting_is_refused_naming_it() -> None:
-    with override_settings(MAILQUEUE_BATCH_SIZE=0), pytest.raises(ValueError, match="MAILQUEUE_BATCH_SIZE"):
+@pytest.mark.parametrize("setting", ["MAILQUEUE_BATCH_SIZE", "MAILQUEUE_BATCH_MAX_BYTES"])
+def test_invalid_batch_setting_is_refused_naming_it(setting: str) -> None:
+    with override_settings(**{setting: 0}), pytest.raises(ValueError, match=setting):
         queue.EmailBackend()
 
 
