@@ -114,6 +114,14 @@ SETTINGS: dict[str, Setting] = {
         "the work needs them (16: 2 processes reach 32 connections, about 750 pipelined messages/s to "
         "a relay 20 ms away, under common per-client limits such as Postfix's 50)."
     ),
+    "MAILQUEUE_MAX_CONNECTIONS": Setting(
+        None, int, "Most SMTP connections the whole fleet holds open to the default relay (a lease "
+        "in Redis per connection; MAILQUEUE_RELAYS entries take MAX_CONNECTIONS). None: no fleet-wide limit."
+    ),
+    "MAILQUEUE_CONNECTION_IDLE_TIMEOUT": Setting(
+        5.0, float, "Seconds a connection to a relay with a fleet-wide limit stays open unused before "
+        "it is closed and its slot given back."
+    ),
     "MAILQUEUE_DEFERRED_POLL_INTERVAL": Setting(
         1.0, float, "Seconds between checks for deferred retries that are due."
     ),

@@ -33,7 +33,7 @@ from mailqueue.queue.broker import broker_url, result_backend_url, shared_celery
 from mailqueue.queue.envelope import DELIVER_TASK, summarize
 from mailqueue.queue.memory import high_water_fraction
 from mailqueue.queue.priority import DEFAULT_PRIORITY, PRIORITIES, taken_steps
-from workers import authenticity, session, tasks
+from workers import authenticity, connection_slots, session, tasks
 from workers import signals as pool_signals
 from workers.deferral import DeferralPoller, Deferrals, DeferredTask
 from workers.garbage import RefusedMessages
@@ -124,6 +124,7 @@ class DeliveryLifecycle(bootsteps.StartStopStep):
         self.pollers = []
         if self.keeper is not None:
             self.keeper.stop()
+        connection_slots.give_back_all()
         session.close_all()
 
     terminate = stop
@@ -142,6 +143,7 @@ def check_configuration(app: Celery) -> None:
         authenticity.check_configuration()
         high_water_fraction()  # workers.transport reads it on every new channel
         taken_steps()  # MAILQUEUE_WORKER_PRIORITIES, read there too
+        connection_slots.idle_timeout()  # read by the keeper of a relay's fleet-wide limit
     except (ImproperlyConfigured, ValueError, TypeError) as error:
         raise ImproperlyConfigured(f"This worker is misconfigured and will not start: {error}") from error
 
@@ -170,6 +172,7 @@ def make_visibility_keeper(app: Celery) -> VisibilityKeeper:
 def close_sessions_safely(**kwargs: Any) -> None:
     """Signal receiver (prefork child exiting): a failure is logged, never fatal."""
     try:
+        connection_slots.give_back_all()
         session.close_all()
     except Exception:
         logger.exception("Closing SMTP sessions at process shutdown failed")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -29,7 +30,8 @@ from mailqueue.conf import settings
 from mailqueue.exceptions import ImproperlyConfigured
 from mailqueue.outcomes import RecipientOutcome
 from mailqueue.queue.envelope import Envelope
-from workers import session
+from workers import connection_slots, session
+from workers.connection_slots import ConnectionSlots
 from workers.relays import Relay
 
 if TYPE_CHECKING:
@@ -44,13 +46,16 @@ _pools: dict[str, tuple[tuple[int, int], ThreadPoolExecutor]] = {}  # per relay 
 
 def width(relay: Relay | None = None) -> int:
     """MAILQUEUE_CONNECTIONS_PER_PROCESS, checked; for a ``relay`` that sets its own
-    CONNECTIONS_PER_PROCESS (in MAILQUEUE_RELAYS), that one."""
+    CONNECTIONS_PER_PROCESS (in MAILQUEUE_RELAYS), that one; never more than the relay's
+    fleet-wide MAX_CONNECTIONS."""
     value = int(settings.MAILQUEUE_CONNECTIONS_PER_PROCESS)
     if value < 1:
         raise ImproperlyConfigured(f"MAILQUEUE_CONNECTIONS_PER_PROCESS must be at least 1, got {value!r}.")
-    if relay is not None and relay.connections is not None:
-        return relay.connections
-    return value
+    if relay is None:
+        return value
+    if relay.connections is not None:
+        value = relay.connections
+    return value if relay.max_connections is None else min(value, relay.max_connections)
 
 
 def chunk_size(count: int) -> int:
@@ -59,14 +64,32 @@ def chunk_size(count: int) -> int:
 
 
 def submit(relay: Relay, envelopes: Sequence[Envelope], may_begin: MayBegin,
-           on_accepted: Callable[[int, list[str]], None]) -> Future[list[list[RecipientOutcome]]]:
+           on_accepted: Callable[[int, list[str]], None], *, slots: ConnectionSlots | None = None,
+           wanted: Callable[[], bool] | None = None) -> Future[list[list[RecipientOutcome]]]:
     """Send ``envelopes`` over one of this process's connections to ``relay``. In that
     connection's thread, ``may_begin`` is asked before each message (those it refuses get an
     empty list) and ``on_accepted`` is told of each acceptance (see Session.send_many).
     Each relay has its own threads, as many as its width: that is this process's cap on
-    connections to it, whatever the Celery pool and however many rounds run at once."""
-    return _executor(relay).submit(
-        lambda: session.current(relay).send_many(envelopes, may_begin=may_begin, on_accepted=on_accepted))
+    connections to it, whatever the Celery pool and however many rounds run at once.
+    ``slots``: the relay's fleet-wide limit; the connection holds a lease while it is open,
+    and waits for one while ``wanted()``."""
+    return _executor(relay).submit(_send, relay, envelopes, may_begin, on_accepted, slots, wanted)
+
+
+def _send(relay: Relay, envelopes: Sequence[Envelope], may_begin: MayBegin,
+          on_accepted: Callable[[int, list[str]], None], slots: ConnectionSlots | None,
+          wanted: Callable[[], bool] | None) -> list[list[RecipientOutcome]]:
+    current = session.current(relay)
+    if slots is None:
+        return current.send_many(envelopes, may_begin=may_begin, on_accepted=on_accepted)
+    lease = connection_slots.lease_for(current)
+    with lease.in_use:  # the keeper closes idle connections, never one that is sending
+        if not lease.hold(slots, wanted):
+            return [[] for _ in envelopes]  # the round ended before a slot came free: not begun
+        try:
+            return current.send_many(envelopes, may_begin=may_begin, on_accepted=on_accepted)
+        finally:
+            lease.used_at = time.monotonic()
 
 
 def _executor(relay: Relay) -> ThreadPoolExecutor:

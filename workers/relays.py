@@ -39,7 +39,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "EMAIL_HOST": (str,), "EMAIL_PORT": (int,), "EMAIL_HOST_USER": (str,), "EMAIL_HOST_PASSWORD": (str,),
     "EMAIL_USE_TLS": (bool,), "EMAIL_USE_SSL": (bool,), "EMAIL_TIMEOUT": (int, float),
     "EMAIL_SSL_KEYFILE": (str,), "EMAIL_SSL_CERTFILE": (str,), "RATE_LIMIT": (str,),
-    "CONNECTIONS_PER_PROCESS": (int,),
+    "CONNECTIONS_PER_PROCESS": (int,), "MAX_CONNECTIONS": (int,),
 }
 SECRET_KEYS = frozenset({"EMAIL_HOST_PASSWORD"})
 
@@ -53,6 +53,8 @@ class Relay:
     rate: Rate | None
     # At most this many connections to it per worker process (None: MAILQUEUE_CONNECTIONS_PER_PROCESS).
     connections: int | None = None
+    # At most this many open connections to it from the whole fleet (None: no limit; workers.connection_slots).
+    max_connections: int | None = None
 
     @property
     def is_default(self) -> bool:
@@ -84,11 +86,12 @@ def relays() -> dict[str, Relay]:
     """Every relay of the current settings, "default" first; ImproperlyConfigured names a bad one."""
     raw = settings.MAILQUEUE_RELAYS
     rate_limit = settings.MAILQUEUE_RATE_LIMIT
+    max_connections = settings.MAILQUEUE_MAX_CONNECTIONS
     # Read every round (tests and reloads change settings), parsed once per change of their text.
-    text = json.dumps([raw, rate_limit], sort_keys=True, default=repr)
+    text = json.dumps([raw, rate_limit, max_connections], sort_keys=True, default=repr)
     parsed = _parsed.get(text)
     if parsed is None:
-        parsed = _parse(raw, rate_limit)
+        parsed = _parse(raw, rate_limit, max_connections)
         _parsed.clear()
         _parsed[text] = parsed
     return parsed
@@ -106,8 +109,9 @@ def relay(name: str) -> Relay:
 _parsed: dict[str, dict[str, Relay]] = {}
 
 
-def _parse(raw: Any, rate_limit: Any) -> dict[str, Relay]:
-    default = Relay(DEFAULT_RELAY, {}, _rate(rate_limit, "MAILQUEUE_RATE_LIMIT"))
+def _parse(raw: Any, rate_limit: Any, max_connections: Any) -> dict[str, Relay]:
+    default = Relay(DEFAULT_RELAY, {}, _rate(rate_limit, "MAILQUEUE_RATE_LIMIT"),
+                    max_connections=_limit(max_connections, "MAILQUEUE_MAX_CONNECTIONS"))
     found = {DEFAULT_RELAY: default}
     if raw is None:
         return found
@@ -146,11 +150,19 @@ def _relay(name: Any, entry: Any) -> Relay:
         raise ImproperlyConfigured(f"{where} must give EMAIL_HOST: a relay takes nothing from the EMAIL_* settings.")
     if entry.get("EMAIL_USE_TLS") and entry.get("EMAIL_USE_SSL"):
         raise ImproperlyConfigured(f"{where}: EMAIL_USE_TLS and EMAIL_USE_SSL are mutually exclusive.")
-    connections = entry.get("CONNECTIONS_PER_PROCESS")
-    if connections is not None and connections < 1:
-        raise ImproperlyConfigured(f"{where}['CONNECTIONS_PER_PROCESS'] must be at least 1, got {connections!r}.")
+    connections = _limit(entry.get("CONNECTIONS_PER_PROCESS"), f"{where}['CONNECTIONS_PER_PROCESS']")
     arguments = {BACKEND_ARGUMENTS[key]: value for key, value in entry.items() if key in BACKEND_ARGUMENTS}
-    return Relay(name, arguments, _rate(entry.get("RATE_LIMIT", ""), f"{where}['RATE_LIMIT']"), connections)
+    return Relay(name, arguments, _rate(entry.get("RATE_LIMIT", ""), f"{where}['RATE_LIMIT']"), connections,
+                 _limit(entry.get("MAX_CONNECTIONS"), f"{where}['MAX_CONNECTIONS']"))
+
+
+def _limit(value: Any, setting: str) -> int | None:
+    """A connection count: None (no limit) or an int of at least 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(f"{setting} must be at least 1, got {value!r}.")
+    return value
 
 
 def _rate(text: Any, setting: str) -> Rate | None:

@@ -43,6 +43,7 @@ from mailqueue.queue.signing import configured_keys
 from workers import authenticity, fanout, session
 from workers.arguments import TaskArguments, Unreadable
 from workers.cancelled import end_if_cancelled
+from workers.connection_slots import ConnectionSlots
 from workers.deferral import DeferredTask
 from workers.durable import retry_redis
 from workers.ledger import GroupCommit
@@ -145,7 +146,9 @@ class DeliveryRound:
         before the task is acked."""
         waiting = deque(envelopes)
         size = fanout.chunk_size(len(envelopes))
-        self.ledger_writes = self._ledger_writer(window=min(fanout.width(), math.ceil(len(envelopes) / size)) or 1)
+        busy = sum(min(fanout.width(self.relays[name]), math.ceil(count / size))  # connections at once
+                   for name, count in Counter(envelope.relay for envelope in envelopes).items())
+        self.ledger_writes = self._ledger_writer(window=max(1, min(fanout.width(), busy)))
         in_flight: dict[Future[list[list[RecipientOutcome]]], list[Envelope]] = {}
         lost_in_a_row = 0
         try:
@@ -158,8 +161,8 @@ class DeliveryRound:
                     chunk = self._chunk(waiting, size)
                     if chunk:
                         relay = self.relays[chunk[0].relay]
-                        in_flight[fanout.submit(relay, chunk, self._may_begin(relay),
-                                                self._on_accepted(chunk))] = chunk
+                        in_flight[fanout.submit(relay, chunk, self._may_begin(relay), self._on_accepted(chunk),
+                                                slots=self._slots(relay), wanted=self._wanted(relay))] = chunk
                 if not in_flight:
                     break
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -170,10 +173,20 @@ class DeliveryRound:
             wait(in_flight)
             self.ledger_writes.flush()
 
+    def _slots(self, relay: Relay) -> ConnectionSlots | None:
+        """The relay's fleet-wide connection limit, if it has one (workers.connection_slots)."""
+        if relay.max_connections is None:
+            return None
+        return ConnectionSlots(self.stores.client, relay.name, relay.max_connections)
+
     def _on_accepted(self, chunk: list[Envelope]) -> Callable[[int, list[str]], None]:
         def record(position: int, recipients: list[str]) -> None:
             self.ledger_writes.record(chunk[position].message_id, recipients)
         return record
+
+    def _wanted(self, relay: Relay) -> Callable[[], bool]:
+        """Whether this round still sends to ``relay`` (a connection waiting for a slot asks)."""
+        return lambda: time.monotonic() <= self.deadline and relay.name not in self.held
 
     def _may_begin(self, relay: Relay) -> MayBegin:
         """What a connection asks before each message it begins (in its own thread): the

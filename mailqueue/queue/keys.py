@@ -110,6 +110,14 @@ def relay_pause_key(relay: str) -> str:
     return key_for("ratelimit", relay, "paused")
 
 
+# --- fleet-wide connection limits per relay (workers/connection_slots.py) --------------------------
+
+
+def connection_slots_key(relay: str) -> str:
+    """Sorted set: one member per open connection to the relay, scored by when its lease lapses (ms)."""
+    return key_for("connections", relay, "slots")
+
+
 # --- counters for `mailqueue stats` ------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from mailqueue.conf import override_settings, settings
 from mailqueue.exceptions import ImproperlyConfigured
 from tests.fixtures.celery import final_report, make_payload, send_batch
 from tests.fixtures.smtp import SMTP_PASSWORD, SMTP_USERNAME, SMTPTestServer
+from workers import fanout
 from workers.app import check_configuration
 from workers.deadletters import DeadLetters
 from workers.ratelimit import Rate
@@ -64,6 +65,8 @@ def test_an_unknown_relay_names_it_and_the_known_ones() -> None:
     ({"bulk": {**BULK, "RATE_LIMIT": "fast"}}, r"\['RATE_LIMIT'\]='fast' is not a rate"),
     ({"bulk": {**BULK, "CONNECTIONS_PER_PROCESS": 0}}, r"\['CONNECTIONS_PER_PROCESS'\] must be at least 1"),
     ({"bulk": {**BULK, "CONNECTIONS_PER_PROCESS": "2"}}, r"\['CONNECTIONS_PER_PROCESS'\] must be int"),
+    ({"bulk": {**BULK, "MAX_CONNECTIONS": 0}}, r"\['MAX_CONNECTIONS'\] must be at least 1"),
+    ({"bulk": {**BULK, "MAX_CONNECTIONS": 2.5}}, r"\['MAX_CONNECTIONS'\] must be int"),
 ])
 def test_a_bad_relay_is_an_error_naming_it(value: Any, message: str) -> None:
     with override_settings(MAILQUEUE_RELAYS=value), pytest.raises(ImproperlyConfigured, match=message):
@@ -74,6 +77,21 @@ def test_a_bad_fleet_rate_is_an_error_naming_the_setting() -> None:
     with override_settings(MAILQUEUE_RATE_LIMIT="20 per second"), pytest.raises(
             ImproperlyConfigured, match="MAILQUEUE_RATE_LIMIT='20 per second' is not a rate"):
         relays()
+
+
+@pytest.mark.parametrize("value", [0, -3, True])
+def test_a_bad_fleet_connection_limit_is_an_error_naming_the_setting(value: Any) -> None:
+    with override_settings(MAILQUEUE_MAX_CONNECTIONS=value), pytest.raises(
+            ImproperlyConfigured, match="MAILQUEUE_MAX_CONNECTIONS must be at least 1"):
+        relays()
+
+
+def test_a_process_never_opens_more_connections_than_the_fleet_may() -> None:
+    """The relay's fleet-wide limit also caps each process's threads for it (workers.fanout)."""
+    with override_settings(MAILQUEUE_RELAYS={"bulk": {**BULK, "MAX_CONNECTIONS": 3}}, MAILQUEUE_MAX_CONNECTIONS=5,
+                           MAILQUEUE_CONNECTIONS_PER_PROCESS=8):
+        assert (relay("default").max_connections, relay("bulk").max_connections) == (5, 3)
+        assert (fanout.width(relay("default")), fanout.width(relay("bulk")), fanout.width()) == (5, 3, 8)
 
 
 def test_a_change_of_settings_is_seen_by_the_next_round() -> None:
