@@ -45,8 +45,8 @@ LABELS = {"smtplib": "smtplib loop, 1 connection", "pipelined": "raw RFC 2920 pi
 @dataclass
 class RelayOptions:
     messages: int = 3000  # per contender at RTT 0
-    # Per fleet behind the proxy: enough for two tasks of 50 per thread of a 16-thread pool,
-    # and a minute per lock-step prefork 2 fleet. The loops send an eighth: a steady rate.
+    # Per fleet behind the proxy: a task of 100 (the default batch) per thread of a 16-thread
+    # pool, and a minute per lock-step prefork 2 fleet. The loops send an eighth: a steady rate.
     remote_messages: int = 1600
     rtts_ms: list[float] = field(default_factory=lambda: [0.0, 20.0])
     peer_python: Path | None = None  # None: the peer is left out
