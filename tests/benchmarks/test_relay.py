@@ -40,8 +40,11 @@ def test_quick_relay_run_measures_loops_and_both_pools_near_and_far(tmp_path: Pa
         rows = distance["rows"]
         assert set(rows) == {"smtplib", "pipelined", "mailqueue-prefork", "mailqueue-threads"}
         assert rows["smtplib"]["vs_smtplib"] == 1.0
-        for row in rows.values():
-            assert row["per_second"] > 0 and row["cpu_per_message"] > 0 and row["vs_peer"] is None
+        for name, row in rows.items():
+            assert row["per_second"] > 0 and row["vs_peer"] is None
+            # A fleet's CPU is read from /proc in clock ticks (10 ms): a smoke run's few
+            # messages may cost less than one. The loops' own process_time is finer.
+            assert row["cpu_per_message"] > 0 if name in ("smtplib", "pipelined") else row["cpu_per_message"] >= 0
         assert rows["mailqueue-prefork"]["idle_cpu_per_second"] >= 0 and rows["smtplib"]["idle_cpu_per_second"] is None
     assert result["enqueue"]["mailqueue"]["count"] == 60 and "peer" not in result["enqueue"]
     assert "(e) relay at RTT 10 ms" in stdout and "issue 12's targets" in stdout
