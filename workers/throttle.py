@@ -43,6 +43,7 @@ class Throttle:
         self._unpaused_at: dict[str, float] = {}  # unlimited relays: paused until (clock), read once
         self._longest_wait = 0.0
         self._lock = threading.Lock()
+        self._reading = threading.Lock()  # held while a relay's pause is read from Redis
 
     def admit(self, relay: Relay) -> float | None:
         """None once ``relay`` may take one more message; else the seconds to defer it by."""
@@ -78,9 +79,13 @@ class Throttle:
         with self._lock:
             until = self._unpaused_at.get(relay.name)
         if until is None:
-            until = self.clock() + self.limiter.paused_for(relay.name)
-            with self._lock:
-                self._unpaused_at[relay.name] = until
+            with self._reading:  # a round's connections start at once: one of them reads, once
+                with self._lock:
+                    until = self._unpaused_at.get(relay.name)
+                if until is None:
+                    until = self.clock() + self.limiter.paused_for(relay.name)
+                    with self._lock:
+                        self._unpaused_at.setdefault(relay.name, until)
         return max(0.0, until - self.clock())
 
     def observe(self, relay: Relay, outcomes: Iterable[RecipientOutcome]) -> bool:

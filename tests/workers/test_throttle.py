@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -66,6 +67,26 @@ def test_an_unlimited_relay_reads_its_pause_once_per_round(redis_client: redis.R
     RateLimiter(redis_client).pause("default", 5)  # another worker, after this round looked
     assert gate.admit(UNLIMITED) is None
     assert throttle(redis_client, max_wait=0.1).admit(UNLIMITED) is not None  # the next round sees it
+
+
+class CountingLimiter(RateLimiter):
+    """The real limiter on the real Redis, counting how often a pause is read."""
+
+    reads = 0
+
+    def paused_for(self, relay: str) -> float:
+        self.reads += 1
+        time.sleep(0.01)  # a round trip, long enough for the other threads to arrive meanwhile
+        return super().paused_for(relay)
+
+
+def test_a_rounds_connections_starting_at_once_read_the_pause_once(redis_client: redis.Redis) -> None:
+    limiter = CountingLimiter(redis_client)
+    gate = Throttle(limiter, max_wait=1.0, pause=0.5, deadline=time.monotonic() + 60)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda _: gate.ask(UNLIMITED, wait=False), range(16)))
+    assert answers == [True] * 16
+    assert limiter.reads == 1
 
 
 def test_ask_answers_at_once_without_wait_and_sits_the_wait_out_with_it(redis_client: redis.Redis) -> None:
