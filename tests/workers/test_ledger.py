@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from mailqueue.conf import override_settings
+from mailqueue.queue import keys
 from workers.ledger import GroupCommit, Ledger
 
 MESSAGE_ID = "<1.2.3@example.com>"
@@ -35,6 +36,27 @@ def test_messages_are_kept_apart(redis_client: redis.Redis) -> None:
 def test_entries_expire_after_the_ttl(redis_client: redis.Redis) -> None:
     Ledger(redis_client, ttl=120).record(MESSAGE_ID, ["a@example.com"])
     assert 110 < redis_client.ttl(f"mailqueue:ledger:{MESSAGE_ID}") <= 120
+
+
+def test_record_many_writes_each_messages_recipients_with_its_ttl(redis_client: redis.Redis) -> None:
+    ledger = Ledger(redis_client, ttl=60)
+    accepted = {"<1@example.com>": ["a@example.com", "b@example.com"], "<2@example.com>": ["c@example.com"],
+                "<3@example.com>": []}
+    ledger.record_many(accepted)
+    assert ledger.accepted_many(list(accepted)) == {
+        "<1@example.com>": {"a@example.com", "b@example.com"}, "<2@example.com>": {"c@example.com"},
+        "<3@example.com>": set()}
+    assert all(0 < redis_client.ttl(keys.ledger_key(m)) <= 60 for m in ("<1@example.com>", "<2@example.com>"))
+    assert redis_client.exists(keys.ledger_key("<3@example.com>")) == 0
+
+
+def test_record_many_works_after_redis_forgot_its_scripts(redis_client: redis.Redis) -> None:
+    """A restarted Redis has no scripts: the write loads its script again (redis-py's NOSCRIPT path)."""
+    ledger = Ledger(redis_client, ttl=60)
+    ledger.record(MESSAGE_ID, ["a@example.com"])
+    redis_client.script_flush()
+    ledger.record(MESSAGE_ID, ["b@example.com"])
+    assert ledger.accepted(MESSAGE_ID) == {"a@example.com", "b@example.com"}
 
 
 def test_recording_nothing_writes_nothing(redis_client: redis.Redis) -> None:
