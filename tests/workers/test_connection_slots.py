@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -177,3 +179,36 @@ def test_a_fleet_never_holds_more_connections_to_a_relay_than_its_limit(
     assert max(pairs.values()) == 1
     assert 1 <= smtp_server.connections_at_most <= 2
     assert smtp_server.connections >= 2  # slots moved between processes: idle connections were closed
+
+
+@pytest.mark.faults
+@pytest.mark.timeout(120)
+def test_a_killed_workers_slots_stay_taken_until_their_leases_lapse_and_nothing_is_lost(
+    worker_process: Any, celery_app: Celery, smtp_server: SMTPTestServer
+) -> None:
+    """SIGKILL to a worker holding both slots of a relay: its leases are not given back. The
+    next worker must not open a connection until they lapse (LEASE_SECONDS), then delivers
+    every message; duplicates stay within the ledger's window."""
+    smtp_server.delay_at("data", 0.3)
+    fleet = {"concurrency": 1, "MAILQUEUE_CONNECTIONS_PER_PROCESS": 2, "MAILQUEUE_MAX_CONNECTIONS": 2,
+             "MAILQUEUE_VISIBILITY_TIMEOUT": 4, "EMAIL_TIMEOUT": 1.5, "MAILQUEUE_RETRY_MIN_DELAY": 1.0,
+             "MAILQUEUE_RETRY_MAX_DELAY": 2.0, "MAILQUEUE_MAX_RETRIES": 40}
+    batch = [make_payload(to=[f"killed-{i}@example.com"]) for i in range(12)]
+    worker = worker_process(name="holder", **fleet)
+    result = send_batch(celery_app, batch)
+    smtp_server.wait_for_messages(2, timeout=15)
+    os.killpg(worker.process.pid, signal.SIGKILL)
+    killed_at = time.time()
+    worker.process.wait(timeout=10)
+    delivered_before = len(smtp_server.messages)
+
+    worker_process(name="heir", **fleet)
+    report = result.get(timeout=90)
+
+    later = [m for m in smtp_server.messages[delivered_before:] if m.received_at > killed_at + 0.5]
+    assert later, "the heir delivered nothing"
+    assert min(m.received_at for m in later) - killed_at >= connection_slots.LEASE_SECONDS - 5
+    assert report["sent"] == 12
+    pairs = delivered_pairs(smtp_server)
+    assert set(pairs) == {(p["message_id"], r) for p in batch for r in p["recipients"]}
+    assert sum(count - 1 for count in pairs.values()) <= 2 * 2  # two connections, two each at most
