@@ -50,6 +50,14 @@ def test_record_many_writes_each_messages_recipients_with_its_ttl(redis_client: 
     assert redis_client.exists(keys.ledger_key("<3@example.com>")) == 0
 
 
+def test_a_message_with_ten_thousand_accepted_recipients_is_recorded_whole(redis_client: redis.Redis) -> None:
+    ledger = Ledger(redis_client, ttl=60)
+    recipients = [f"r{n}@example.com" for n in range(10_000)]
+    ledger.record_many({MESSAGE_ID: recipients, "<other@example.com>": ["a@example.com"]})
+    assert ledger.accepted(MESSAGE_ID) == set(recipients)
+    assert ledger.accepted("<other@example.com>") == {"a@example.com"}
+
+
 def test_record_many_works_after_redis_forgot_its_scripts(redis_client: redis.Redis) -> None:
     """A restarted Redis has no scripts: the write loads its script again (redis-py's NOSCRIPT path)."""
     ledger = Ledger(redis_client, ttl=60)
