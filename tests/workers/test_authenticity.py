@@ -19,9 +19,10 @@ import redis
 from celery import Celery
 
 from mailqueue.conf import override_settings, settings
+from mailqueue.queue import task_message
 from mailqueue.queue.envelope import DELIVER_TASK
 from mailqueue.queue.producer import close_publishers, get_publisher
-from mailqueue.queue.signing import SIGNATURE_HEADER, sign, task_canonical
+from mailqueue.queue.signing import SIGNATURE_HEADER, sign, signature_headers, task_canonical
 from tests.fixtures.celery import make_payload
 from tests.fixtures.smtp import SMTPTestServer
 from workers.quarantine import Quarantine
@@ -40,12 +41,23 @@ def signing_on() -> Iterator[None]:
 
 
 def publish(payloads: list[dict[str, Any]], **signing: Any) -> str:
-    """Publish as the application's producer does (signed with its MAILQUEUE_SIGNING_KEY)."""
+    """Publish as the application's producer does, signed with its MAILQUEUE_SIGNING_KEY.
+
+    With ``signing`` (a producer whose keys differ from the worker's), the task is signed and
+    encoded by the producer's own code under those keys, and pushed once they are gone: the
+    override is process-wide, and the in-process worker must not check the task under them."""
     task_id = str(uuid.uuid4())
+    queue = settings.MAILQUEUE_QUEUE
+    if not signing:
+        get_publisher(settings.MAILQUEUE_BROKER_URL).publish(payloads, task_id=task_id, queue=queue)
+        return task_id
     with override_settings(**signing):
-        get_publisher(settings.MAILQUEUE_BROKER_URL).publish(payloads, task_id=task_id,
-                                                              queue=settings.MAILQUEUE_QUEUE)
-        close_publishers()
+        headers = signature_headers(task_id, payloads)
+    message = task_message.encode(payloads, task_id=task_id, queue=queue, priority_step=0, origin="test-producer",
+                                  extra_headers=headers)
+    client = redis.Redis.from_url(settings.MAILQUEUE_BROKER_URL)
+    client.lpush(queue, message)
+    client.close()
     return task_id
 
 
