@@ -134,3 +134,13 @@ def locate(client: redis.Redis, task_id: str, queue: str | None = None) -> str |
 
 def _hash_items(client: redis.Redis, name: str) -> Iterator[tuple[bytes, bytes]]:
     yield from client.hscan_iter(name, count=SCAN_CHUNK)
+
+
+def connections(client: redis.Redis) -> dict[str, dict[str, int]]:
+    """Per relay with a fleet-wide connection limit: the connections holding a lease now, and the limit."""
+    from workers.connection_slots import ConnectionSlots
+    from workers.relays import relays
+
+    return {relay.name: {"open": ConnectionSlots(client, relay.name, relay.max_connections).held(),
+                         "limit": relay.max_connections}
+            for relay in relays().values() if relay.max_connections is not None}

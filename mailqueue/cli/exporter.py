@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from mailqueue.cli import brokerstate
+from mailqueue.exceptions import ImproperlyConfigured
 from mailqueue.queue import keys, measures
 
 logger = logging.getLogger(__name__)
@@ -134,3 +135,17 @@ class BrokerCollector(Collector):
                                 value=DeadLetters(self.client).count())
         yield GaugeMetricFamily("mailqueue_quarantined", "Tasks refused as unsigned or forged, held for review.",
                                 value=Quarantine(self.client).count())
+        held = GaugeMetricFamily("mailqueue_relay_connections", "SMTP connections open to a relay with a "
+                                 "fleet-wide limit (each holds a lease).", labels=["relay"])
+        limit = GaugeMetricFamily("mailqueue_relay_connections_limit", "A relay's fleet-wide connection limit.",
+                                  labels=["relay"])
+        try:
+            relays = brokerstate.connections(self.client)
+        except ImproperlyConfigured as error:  # the other series still answer
+            logger.warning("Cannot read the relays' connection limits: %s", error)
+            return
+        for relay, figures in relays.items():
+            held.add_metric([relay], figures["open"])
+            limit.add_metric([relay], figures["limit"])
+        yield held
+        yield limit

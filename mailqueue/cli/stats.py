@@ -13,7 +13,8 @@ DESCRIPTION = """\
 Show the queue depth (per priority: high, normal, low), the scheduled sends waiting for
 their send_at, the tasks in flight (taken by a worker, not yet acknowledged),
 the deferred retries, the dead letters, the running totals the workers keep (delivered,
-failed, retry rounds) and the workers that answer a ping."""
+failed, retry rounds), the connections open to each relay with a fleet-wide limit
+(MAILQUEUE_MAX_CONNECTIONS, a relay's MAX_CONNECTIONS) and the workers that answer a ping."""
 
 
 def register(subparsers: argparse._SubParsersAction[CommandParser]) -> None:
@@ -57,8 +58,20 @@ def collect(*, ping_timeout: float | None) -> dict[str, Any]:
         "failed": totals.get("failed", 0),
         "retries": totals.get("retries", 0),
         "totals": totals,
+        "connections": _connections(client),
         "workers": None if ping_timeout is None else workers_online(ping_timeout),
     }
+
+
+def _connections(client: Any) -> dict[str, Any]:
+    """brokerstate.connections(), or why the relays' settings cannot say (the rest still shows)."""
+    from mailqueue.cli import brokerstate
+    from mailqueue.exceptions import ImproperlyConfigured
+
+    try:
+        return brokerstate.connections(client)
+    except ImproperlyConfigured as error:
+        return {"error": str(error)}
 
 
 def text_lines(stats: dict[str, Any]) -> list[str]:
@@ -79,6 +92,12 @@ def text_lines(stats: dict[str, Any]) -> list[str]:
         ("Failed", f"{stats['failed']} message(s)"),
         ("Retries", f"{stats['retries']} round(s)"),
     ]
+    connections = stats["connections"]
+    if "error" in connections:
+        rows.append(("Connections", f"cannot be read: {connections['error']}"))
+    elif connections:
+        rows.append(("Connections", ", ".join(f"relay {name!r} {held['open']} of {held['limit']} open"
+                                              for name, held in connections.items())))
     workers = stats["workers"]
     if workers is not None:
         rows.append(("Workers", f"{len(workers)} online" + (f": {', '.join(workers)}" if workers else "")))

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailqueue.devserver import free_port
 from mailqueue.queue import keys
 from tests.cli.conftest import MAILQUEUE, CLIWorker, Run, assert_one_line_error
+from workers.connection_slots import ConnectionSlots
 
 ROOT = Path(__file__).resolve().parents[2]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -120,6 +122,20 @@ def test_queue_depth_and_age_of_waiting_mail(mailqueue: Run, metrics: Callable[.
     assert value(samples, "mailqueue_queue_depth", queue="mailqueue") == 2
     assert 1.0 <= value(samples, "mailqueue_queue_oldest_age_seconds", queue="mailqueue") < 30
     assert value(samples, "mailqueue_delivered_total") == 0
+
+
+@pytest.mark.timeout(30)
+def test_a_relays_open_connections_and_its_limit(
+    metrics: Callable[..., str], fleet_env: dict[str, str], redis_url: str
+) -> None:
+    assert not any(name == "mailqueue_relay_connections" for name, _ in scrape(metrics()))  # no limit: no series
+    fleet_env["MAILQUEUE_MAX_CONNECTIONS"] = "3"
+    slots = ConnectionSlots(redis.Redis.from_url(redis_url), "default", 3)
+    slots.take("one")
+    slots.take("two")
+    samples = scrape(metrics())
+    assert value(samples, "mailqueue_relay_connections", relay="default") == 2
+    assert value(samples, "mailqueue_relay_connections_limit", relay="default") == 3
 
 
 @pytest.mark.timeout(30)

@@ -6,8 +6,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import redis
+
 from mailqueue.devserver import free_port
 from tests.cli.conftest import CLIWorker, Run, assert_one_line_error
+from workers.connection_slots import ConnectionSlots
 
 
 def stats(mailqueue: Run, *options: str) -> dict[str, Any]:
@@ -74,6 +77,22 @@ def test_text_output_names_each_figure(mailqueue: Run, fleet_env: dict[str, str]
     assert labels == ["Broker", "Queued", "Scheduled", "In flight", "Deferred", "Dead letters", "Delivered", "Failed",
                       "Retries", "Workers"]
     assert "Workers:      0 online" in result.stdout
+
+
+def test_connections_to_a_relay_with_a_fleet_wide_limit_are_shown(
+    mailqueue: Run, fleet_env: dict[str, str], redis_url: str
+) -> None:
+    """A lease held by a worker's connection (workers.connection_slots), as stats reads it."""
+    assert stats(mailqueue, "--no-workers")["connections"] == {}  # no limit: nothing to show
+    fleet_env["MAILQUEUE_MAX_CONNECTIONS"] = "4"
+    ConnectionSlots(redis.Redis.from_url(redis_url), "default", 4).take("a-worker's-connection")
+    assert stats(mailqueue, "--no-workers")["connections"] == {"default": {"open": 1, "limit": 4}}
+    text = mailqueue("stats", "--no-workers").stdout
+    assert "Connections:  relay 'default' 1 of 4 open" in text
+    fleet_env["MAILQUEUE_MAX_CONNECTIONS"] = "0"  # a worker would refuse to start; stats still shows the rest
+    numbers = stats(mailqueue, "--no-workers")
+    assert "MAILQUEUE_MAX_CONNECTIONS must be at least 1" in numbers["connections"]["error"]
+    assert numbers["queued"] == 0
 
 
 def test_unreachable_broker_is_one_line(mailqueue: Run) -> None:
