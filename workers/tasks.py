@@ -122,7 +122,6 @@ class DeliveryRound:
                                  pause=float(settings.MAILQUEUE_THROTTLE_PAUSE), deadline=self.deadline)
         self.held: set[str] = set()  # relays this round stopped sending to (rate limit or pause)
         self.throttled: set[str] = set()  # Message-IDs held back by them, not attempted
-        self.ledger_writes = self._ledger_writer(window=1)  # _send_all sizes it to the round
 
     # --- sending ---------------------------------------------------------------------------
     def run(self, payloads: list[dict[str, Any]]) -> None:
@@ -148,7 +147,9 @@ class DeliveryRound:
         size = fanout.chunk_size(len(envelopes))
         busy = sum(min(fanout.width(self.relays[name]), math.ceil(count / size))  # connections at once
                    for name, count in Counter(envelope.relay for envelope in envelopes).items())
-        self.ledger_writes = self._ledger_writer(window=max(1, min(fanout.width(), busy)))
+        ledger_writes = self._ledger_writer(window=max(1, min(fanout.width(), busy)))
+        slots = {name: ConnectionSlots(self.stores.client, name, relay.max_connections)  # fleet-wide limits
+                 for name, relay in self.relays.items() if relay.max_connections is not None}
         in_flight: dict[Future[list[list[RecipientOutcome]]], list[Envelope]] = {}
         lost_in_a_row = 0
         try:
@@ -161,8 +162,9 @@ class DeliveryRound:
                     chunk = self._chunk(waiting, size)
                     if chunk:
                         relay = self.relays[chunk[0].relay]
-                        in_flight[fanout.submit(relay, chunk, self._may_begin(relay), self._on_accepted(chunk),
-                                                slots=self._slots(relay), wanted=self._wanted(relay))] = chunk
+                        in_flight[fanout.submit(relay, chunk, self._may_begin(relay),
+                                                self._on_accepted(chunk, ledger_writes),
+                                                slots=slots.get(relay.name), wanted=self._wanted(relay))] = chunk
                 if not in_flight:
                     break
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -171,17 +173,12 @@ class DeliveryRound:
                     lost_in_a_row = self._settle_chunk(chunk, future.result(), lost_in_a_row)
         finally:  # no connection of this round sends on after the round ends, nor is left unwritten
             wait(in_flight)
-            self.ledger_writes.flush()
+            ledger_writes.flush()
 
-    def _slots(self, relay: Relay) -> ConnectionSlots | None:
-        """The relay's fleet-wide connection limit, if it has one (workers.connection_slots)."""
-        if relay.max_connections is None:
-            return None
-        return ConnectionSlots(self.stores.client, relay.name, relay.max_connections)
-
-    def _on_accepted(self, chunk: list[Envelope]) -> Callable[[int, list[str]], None]:
+    @staticmethod
+    def _on_accepted(chunk: list[Envelope], ledger_writes: GroupCommit) -> Callable[[int, list[str]], None]:
         def record(position: int, recipients: list[str]) -> None:
-            self.ledger_writes.record(chunk[position].message_id, recipients)
+            ledger_writes.record(chunk[position].message_id, recipients)
         return record
 
     def _wanted(self, relay: Relay) -> Callable[[], bool]:
